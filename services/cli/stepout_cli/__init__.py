@@ -1,0 +1,1 @@
+"""The `stepout` command line (CONTRACT §10)."""

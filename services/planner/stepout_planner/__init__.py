@@ -1,0 +1,1 @@
+"""The planner: turns enrolments, progress and warnings into assignments and pauses."""

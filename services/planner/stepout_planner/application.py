@@ -1,0 +1,223 @@
+"""The planner application: inputs and tracker outcomes -> decider commands -> stored decisions,
+the `plan` read model, and stored decisions -> `challenge.assigned` / `plan.paused` outputs."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from eventsourcing.persistence import Notification
+
+from stepout_contract import inputs, outputs
+from stepout_contract.envelope import SOURCE_PLANNER, SOURCE_TRACKER, make_event, output_id, rfc3339
+from stepout_contract.subjects import Subjects
+from stepout_domain import planning
+from stepout_domain.attempts import Outcome
+from stepout_domain.catalog import Catalog
+from stepout_domain.overload import Severity
+from stepout_domain.plan_events import ChallengeAssigned, PlanPaused
+from stepout_domain.ruleset import RuleSet
+from stepout_runtime.application import BatchApplication, Rows, Touched
+from stepout_runtime.inbound import DeadLetter, Inbound, Retry, Verdict
+from stepout_runtime.metrics import PlannerMetrics
+from stepout_runtime.outbox import Output
+from stepout_runtime.views import ViewStore
+
+from . import plan_view
+from .plan import Plan, plan_id
+from .records import command_record, event_from, event_record
+
+
+def command_for(item: Inbound) -> Any:
+    """The decider command an input stands for. Times are those recorded with the input:
+    when the planner received it, or for an attempt's progress, when the attempt happened."""
+    data, at = item.data, item.received_at
+    if isinstance(data, inputs.ParticipantEnrolled):
+        return planning.Enrol(
+            user_id=data.user_id,
+            starting_level=data.starting_level,
+            daily_limit=data.daily_limit,
+            categories=tuple(data.categories),
+            timezone=data.timezone,
+            coach_id=data.coach_id,
+            at=at,
+        )
+    if isinstance(data, inputs.ParticipantPaused):
+        return planning.PauseByParticipant(until=data.until, at=at)
+    if isinstance(data, inputs.ParticipantResumed):
+        return planning.Resume(at=at)
+    if isinstance(data, inputs.ParticipantReviewed):
+        return planning.Review(coach_id=data.coach_id, at=at)
+    if isinstance(data, inputs.ParticipantWithdrawn):
+        return planning.Withdraw(erase=data.erase, at=at)
+    if isinstance(data, outputs.ProgressView):
+        last = data.last_attempt
+        if last is None or data.level is None:
+            return None  # a progress without an attempt (after a review) asks nothing of the plan
+        return planning.ObserveProgress(
+            position=data.position,
+            level=data.level,
+            level_ready=data.level_ready,
+            last_attempt=planning.LastAttempt(
+                attempt_id=last.attempt_id,
+                assignment_id=last.assignment_id,
+                challenge_id=last.challenge_id,
+                level=last.level,
+                outcome=Outcome(last.outcome),
+                suds_peak=last.suds_peak,
+                occurred_at=last.occurred_at,
+            ),
+            at=last.occurred_at,
+        )
+    if isinstance(data, outputs.OverloadWarning):
+        return planning.ObserveWarning(
+            warning_id=data.warning_id,
+            severity=Severity(data.severity),
+            raised_at=data.raised_at,
+            escalate=data.escalate,
+            at=data.raised_at,
+        )
+    if isinstance(data, outputs.OverloadCleared):
+        return planning.ObserveClearing(warning_id=data.warning_id, cleared_at=data.cleared_at, by=data.by, at=data.cleared_at)
+    raise TypeError(f"no command for {type(data).__name__}")
+
+
+def cause_of(item: Inbound) -> dict[str, Any]:
+    event = item.event
+    return {
+        "user_id": item.user_id,
+        "id": event.id,
+        "type": event.type,
+        "source": event.source,
+        "time": rfc3339(event.time) if event.time else None,
+        "received_at": rfc3339(item.received_at),
+    }
+
+
+class PlannerApplication(BatchApplication):
+    name = "planner"
+    projection = "plans"
+
+    def __init__(
+        self,
+        env: dict[str, Any],
+        *,
+        rules: RuleSet,
+        catalog: Catalog,
+        views: ViewStore,
+        subjects: Subjects,
+        metrics: PlannerMetrics,
+    ) -> None:
+        super().__init__(env, views=views, metrics=metrics)
+        self.rules = rules
+        self.catalog = catalog
+        self.subjects = subjects
+        self.planner_metrics = metrics
+        self._decided: list[Any] = []
+        self._topic = f"{Plan.__module__}:Plan.Decided"
+
+    def begin_batch(self) -> None:
+        self._decided = []
+
+    def decide(self, item: Inbound, touched: Touched) -> Verdict:
+        plan: Plan | None = self.load(plan_id(item.user_id), touched)
+        command = command_for(item)
+        if plan is None:
+            if isinstance(command, planning.Enrol):
+                plan = Plan(user_id=item.user_id)
+            elif item.event.source == SOURCE_TRACKER:
+                # The tracker has seen the enrolment; the planner's copy is still on its way.
+                return Retry(f"plan of {item.user_id} not enrolled yet")
+            else:
+                return DeadLetter("not_enrolled", f"participant {item.user_id} is not enrolled")
+        if plan.state.status == "withdrawn" and item.event.source != SOURCE_TRACKER:
+            if not isinstance(command, planning.Withdraw):
+                return DeadLetter("withdrawn", f"participant {item.user_id} has withdrawn")
+        if command is None:
+            return None
+        events = planning.decide(plan.state, command, self.rules, self.catalog)
+        touched[plan.id] = plan
+        if events:
+            plan.decided(
+                command=command_record(command),
+                events=[event_record(e) for e in events],
+                cause=cause_of(item),
+                ruleset_version=self.rules.version,
+            )
+            self._decided.extend(events)
+            if isinstance(command, planning.Enrol) and any(type(e).__name__ == "Enrolled" for e in events):
+                self._decided.append("enrolled")
+        return None
+
+    def after_commit(self) -> None:
+        metrics = self.planner_metrics
+        for event in self._decided:
+            if event == "enrolled":
+                metrics.enrolled.inc()
+            elif isinstance(event, ChallengeAssigned):
+                metrics.assigned.labels(event.assignment.reason, str(event.assignment.level)).inc()
+            elif isinstance(event, PlanPaused):
+                metrics.paused.labels(event.reason).inc()
+        self._decided = []
+
+    # Read model -------------------------------------------------------------------------------
+
+    def project_page(self, page: Sequence[Notification]) -> Rows:
+        decided = [n for n in page if n.topic == self._topic]
+        stored = [self.mapper.to_domain_event(n) for n in decided]
+        known = self.views.get_many("plans_by_id", [str(s.originator_id) for s in stored])
+        rows: Rows = {}
+        views: dict[str, dict[str, Any] | None] = dict(known)
+        for s in stored:
+            key = str(s.originator_id)
+            view = views.get(key)
+            for record in s.events:  # type: ignore[attr-defined]
+                view = plan_view.apply(view, s.cause["user_id"], event_from(record))  # type: ignore[attr-defined]
+            views[key] = view
+            if view is not None:
+                rows[("plans_by_id", key)] = view
+                rows[("plans", view["user_id"])] = view
+        return rows
+
+    def plan_of(self, user_id: str, now: datetime) -> dict[str, Any] | None:
+        view = self.views.get("plans", user_id)
+        if view is None:
+            return None
+        until = view.get("paused_until")
+        if view["status"] == "paused" and until is not None and datetime.fromisoformat(until) <= now:
+            view = {**view, "status": "active", "paused_until": None}  # a pause with an end needs no timer
+        return view
+
+    # Outbox -----------------------------------------------------------------------------------
+
+    def to_outputs(self, notification: Notification) -> list[Output]:
+        if notification.topic != self._topic:
+            return []
+        stored = self.mapper.to_domain_event(notification)
+        found: list[Output] = []
+        user_id: str = stored.cause["user_id"]  # type: ignore[attr-defined]
+        for index, record in enumerate(stored.events):  # type: ignore[attr-defined]
+            event = event_from(record)
+            if isinstance(event, ChallengeAssigned):
+                family, name, data = "challenge", "assigned", event.assignment.as_wire()
+            elif isinstance(event, PlanPaused):
+                family, name = "plan", "paused"
+                data = {
+                    "user_id": user_id,
+                    "reason": event.reason,
+                    "until": rfc3339(event.until) if event.until else None,
+                    "warning_id": event.warning_id,
+                }
+            else:
+                continue
+            cloud_event = make_event(
+                event_id=output_id("planner", notification.originator_id, notification.originator_version, index),
+                source=SOURCE_PLANNER,
+                type_=f"stepout.{family}.{name}.v1",
+                user_id=user_id,
+                time=stored.timestamp,
+                data=data,
+            )
+            found.append(Output(self.subjects.event(family, name, user_id), cloud_event))
+        return found

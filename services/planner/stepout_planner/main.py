@@ -1,0 +1,95 @@
+"""Wiring of the planner: settings -> event store, plan read model, ingest, outbox, queries, HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from stepout_contract.inputs import INPUT_TYPES
+from stepout_contract.outputs import OUTPUT_TYPES
+from stepout_contract.settings import Settings
+from stepout_contract.subjects import Subjects, is_user_id
+from stepout_domain.catalog import load_catalog
+from stepout_domain.ruleset import load_ruleset
+from stepout_runtime.metrics import PlannerMetrics
+from stepout_runtime.outbox import OutboxRelay
+from stepout_runtime.service import QueryError, Service, ServiceParts
+from stepout_runtime.store import eventsourcing_env, location
+from stepout_runtime.views import ViewStore
+
+from .application import PlannerApplication
+
+PARTICIPANT_TYPES = {k: v for k, v in INPUT_TYPES.items() if v[0] == "participant"}
+OUTCOME_TYPES = {k: v for k, v in OUTPUT_TYPES.items() if v[0] in ("progress", "overload")}
+
+
+def build(settings: Settings) -> tuple[ServiceParts, PlannerApplication]:
+    registry = CollectorRegistry()
+    metrics = PlannerMetrics(registry)
+    where = location(settings, "planner")
+    views = ViewStore(where)
+    app = PlannerApplication(
+        eventsourcing_env(settings, where),
+        rules=load_ruleset(settings.ruleset),
+        catalog=load_catalog(settings.catalog),
+        views=views,
+        subjects=Subjects(settings.subject_prefix),
+        metrics=metrics,
+    )
+    store = ThreadPoolExecutor(max_workers=1, thread_name_prefix="planner-store")
+    reads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="planner-reads")
+
+    async def plan_of(user_id: str) -> dict[str, Any] | None:
+        return await asyncio.get_running_loop().run_in_executor(reads, app.plan_of, user_id, datetime.now(UTC))
+
+    async def query_plan(request: dict[str, Any]) -> dict[str, Any]:
+        user_id = request.get("user_id")
+        if not is_user_id(user_id):
+            raise QueryError("invalid_request", "user_id must be 1 to 64 characters of A-Z a-z 0-9 _ -")
+        view = await plan_of(str(user_id))
+        if view is None:
+            raise QueryError("not_found", f"no plan for participant {user_id}")
+        return view
+
+    async def store_ready() -> None:
+        await asyncio.get_running_loop().run_in_executor(reads, app.recorder.max_notification_id)
+
+    def relay(js: Any) -> OutboxRelay:
+        return OutboxRelay(
+            js=js,
+            stream=app.subjects.out_stream,
+            read_notifications=lambda start, limit: app.recorder.select_notifications(start, limit),
+            max_notification_id=app.recorder.max_notification_id,
+            to_outputs=app.to_outputs,
+            views=views,
+            executor=store,
+            metrics=metrics,
+        )
+
+    parts = ServiceParts(
+        name="planner",
+        port=settings.planner_port,
+        metrics=metrics,
+        registry=registry,
+        ingest={
+            "planner": (PARTICIPANT_TYPES, app.handle_batch),
+            "planner-outcomes": (OUTCOME_TYPES, app.handle_batch),
+        },
+        relay=relay,
+        queries={"plan": query_plan},
+        lookups={"plan": plan_of},
+        store_ready=store_ready,
+        executor=store,
+        on_stop=[reads.shutdown, views.close, app.close],
+    )
+    return parts, app
+
+
+async def serve(settings: Settings) -> None:
+    parts, app = build(settings)
+    await asyncio.get_running_loop().run_in_executor(parts.executor, app.project)
+    await Service(settings, parts).run()

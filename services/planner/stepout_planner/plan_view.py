@@ -1,0 +1,53 @@
+"""The `plan` read model (CONTRACT §6), folded from plan events alone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from stepout_domain.plan_events import (
+    AssignmentCancelled,
+    AssignmentClosed,
+    ChallengeAssigned,
+    Enrolled,
+    PlanPaused,
+    PlanResumed,
+    WarningObserved,
+    Withdrawn,
+)
+from stepout_domain.warnings import rfc3339
+
+
+def apply(view: dict[str, Any] | None, user_id: str, event: Any) -> dict[str, Any] | None:
+    """The view after `event`; None until the participant is enrolled."""
+    if isinstance(event, Enrolled):
+        return {
+            "user_id": user_id,
+            "status": "active",
+            "level": event.starting_level,
+            "open_assignment": None,
+            "paused_until": None,
+        }
+    if view is None:
+        return None
+    view = dict(view)
+    if isinstance(event, ChallengeAssigned):
+        view["open_assignment"] = event.assignment.as_wire()
+        view["level"] = event.plan_level
+    elif isinstance(event, (AssignmentClosed, AssignmentCancelled)):
+        open_assignment = view.get("open_assignment")
+        if open_assignment is not None and open_assignment["assignment_id"] == event.assignment_id:
+            view["open_assignment"] = None
+    elif isinstance(event, WarningObserved):
+        view["level"] = event.level
+    elif isinstance(event, PlanPaused):
+        if view["status"] != "withdrawn":
+            view["status"] = "withdrawn" if event.reason == "withdrawn" else "paused"
+        view["paused_until"] = rfc3339(event.until) if event.until else None
+    elif isinstance(event, PlanResumed):
+        if view["status"] == "paused":
+            view["status"] = "active"
+        view["paused_until"] = None
+    elif isinstance(event, Withdrawn):
+        view["status"] = "withdrawn"
+        view["paused_until"] = None
+    return view

@@ -1,0 +1,1 @@
+"""The tracker: records attempts in an event store and decides progress and overload warnings."""

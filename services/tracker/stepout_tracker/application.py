@@ -1,0 +1,242 @@
+"""The tracker application: decide each input against the participant's history, commit a
+batch in one transaction, keep the progress read model, and map stored events to outputs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from eventsourcing.persistence import Notification
+
+from stepout_contract.envelope import SOURCE_TRACKER, make_event, output_id, rfc3339
+from stepout_contract.inputs import AttemptLogged, ParticipantEnrolled, ParticipantReviewed, ParticipantWithdrawn
+from stepout_contract.subjects import Subjects
+from stepout_domain import overload, progress, warnings
+from stepout_domain.attempts import Attempt, Outcome
+from stepout_domain.catalog import Catalog
+from stepout_domain.ruleset import RuleSet
+from stepout_runtime.application import BatchApplication, Rows, Touched
+from stepout_runtime.inbound import DeadLetter, Inbound, Verdict
+from stepout_runtime.metrics import TrackerMetrics
+from stepout_runtime.outbox import Output
+from stepout_runtime.views import ViewStore
+
+from .participant import Participant, attempt_record, clearing_record, participant_id, warning_record
+
+log = logging.getLogger(__name__)
+
+
+
+def envelope_of(item: Inbound) -> dict[str, Any]:
+    """The CloudEvent attributes of an input, kept so the history can show it as it arrived."""
+    event = item.event
+    return {
+        "id": event.id,
+        "source": event.source,
+        "type": event.type,
+        "time": rfc3339(event.time) if event.time else None,
+        "received_at": rfc3339(item.received_at),
+    }
+
+
+class TrackerApplication(BatchApplication):
+    name = "tracker"
+    projection = "progress"
+
+    def __init__(
+        self,
+        env: dict[str, Any],
+        *,
+        rules: RuleSet,
+        catalog: Catalog,
+        views: ViewStore,
+        subjects: Subjects,
+        metrics: TrackerMetrics,
+    ) -> None:
+        super().__init__(env, views=views, metrics=metrics)
+        self.rules = rules
+        self.catalog = catalog
+        self.subjects = subjects
+        self.tracker_metrics = metrics
+        self._counted: list[tuple[str, Any]] = []
+        self._topics = {
+            name: f"{Participant.__module__}:Participant.{name}"
+            for name in ("WarningRaised", "WarningCleared", "ProgressUpdated")
+        }
+
+    def begin_batch(self) -> None:
+        self._counted = []
+
+    def after_commit(self) -> None:
+        metrics = self.tracker_metrics
+        for what, value in self._counted:
+            if what == "attempt":
+                metrics.attempts_logged.labels(value).inc()
+            elif what == "duplicate":
+                metrics.attempts_duplicate.inc()
+            elif what == "warning":
+                metrics.warnings.labels(value.severity.value).inc()
+                for hit in value.rules:
+                    metrics.rule_hits.labels(hit.rule).inc()
+        self._counted = []
+
+    def decide(self, item: Inbound, touched: Touched) -> Verdict:
+        return self._decide(item, touched, self._counted)
+
+    def _decide(self, item: Inbound, touched: Touched, counted: list[tuple[str, Any]]) -> Verdict:
+        participant = self.load(participant_id(item.user_id), touched)
+        data = item.data
+        envelope = envelope_of(item)
+        raw = data.model_dump(mode="json", exclude={"note"})
+        if isinstance(data, ParticipantEnrolled):
+            if participant is None:
+                participant = Participant(user_id=item.user_id, timezone=data.timezone, envelope=envelope, data=raw)
+            elif not participant.withdrawn:
+                participant.change_enrolment(timezone=data.timezone, envelope=envelope, data=raw)
+            else:
+                return DeadLetter("withdrawn", "participant has withdrawn; enrolment is final")
+            touched[participant.id] = participant
+            return None
+        if participant is None:
+            return DeadLetter("not_enrolled", f"participant {item.user_id} is not enrolled")
+        if participant.withdrawn:
+            return DeadLetter("withdrawn", f"participant {item.user_id} has withdrawn")
+        if isinstance(data, AttemptLogged):
+            verdict = self._record_attempt(participant, data, envelope, counted)
+        elif isinstance(data, ParticipantReviewed):
+            self._review(participant, data, item.received_at, envelope, raw)
+            verdict = None
+        elif isinstance(data, ParticipantWithdrawn):
+            participant.withdraw(erase=data.erase, envelope=envelope, data=raw)
+            verdict = None
+        else:
+            return None  # paused/resumed concern the planner only
+        touched[participant.id] = participant
+        return verdict
+
+    def _record_attempt(
+        self, participant: Participant, data: AttemptLogged, envelope: dict[str, Any], counted: list[tuple[str, Any]]
+    ) -> Verdict:
+        if data.attempt_id in participant.attempt_ids:
+            counted.append(("duplicate", None))
+            return None
+        challenge = self.catalog.get(data.challenge_id)
+        level = challenge.level if challenge is not None else data.level
+        if level is None:
+            return DeadLetter("invalid_data", "level is required for a challenge that is not in the catalog")
+        attempt = Attempt(
+            attempt_id=data.attempt_id,
+            occurred_at=data.occurred_at,
+            level=level,
+            outcome=Outcome(data.outcome),
+            challenge_id=data.challenge_id,
+            assignment_id=data.assignment_id,
+            suds_before=data.suds_before,
+            suds_peak=data.suds_peak,
+            suds_after=data.suds_after,
+            predicted_suds=data.predicted_suds,
+            prediction_came_true=data.prediction_came_true,
+            crisis_reported=data.crisis_reported,
+        )
+        history = [*participant.attempts, attempt]
+        hits = overload.evaluate(history, self.rules, since=participant.last_review_at)
+        cleared, raised = warnings.after_attempt(
+            participant.user_id,
+            participant.active_warning,
+            hits,
+            participant.warnings_raised_at,
+            attempt.occurred_at,
+            attempt.attempt_id,
+            self.rules,
+        )
+        participant.record_attempt(attempt=attempt_record(attempt), note=data.note, envelope=envelope)
+        self._apply_warning_decision(participant, cleared, raised, counted)
+        counted.append(("attempt", attempt.outcome.value))
+        self._publish_progress(participant)
+        return None
+
+    def _review(
+        self, participant: Participant, data: ParticipantReviewed, at: datetime, envelope: dict[str, Any], raw: dict[str, Any]
+    ) -> None:
+        # The review's time is when it was recorded here: rules read time from events.
+        participant.review(reviewed_at=at, envelope=envelope, data=raw)
+        hits = overload.evaluate(participant.attempts, self.rules, since=at) if participant.attempts else []
+        cleared = warnings.after_review(participant.user_id, participant.active_warning, hits, at, self.rules)
+        self._apply_warning_decision(participant, cleared, None, [])
+        if cleared is not None:
+            self._publish_progress(participant)
+
+    def _apply_warning_decision(
+        self,
+        participant: Participant,
+        cleared: warnings.Clearing | None,
+        raised: warnings.Warning | None,
+        counted: list[tuple[str, Any]],
+    ) -> None:
+        if cleared is not None:
+            participant.clear_warning(clearing=clearing_record(cleared))
+        if raised is not None:
+            participant.raise_warning(warning=warning_record(raised))
+            counted.append(("warning", raised))
+
+    def _publish_progress(self, participant: Participant) -> None:
+        view = progress.progress_view(
+            participant.user_id, participant.attempts, participant.timezone, participant.active_warning, self.rules
+        )
+        participant.update_progress(view=view)
+
+    # --- Read model --------------------------------------------------------------------------
+
+    def project_page(self, page: Sequence[Notification]) -> Rows:
+        rows: Rows = {}
+        for notification in page:
+            if notification.topic == self._topics["ProgressUpdated"]:
+                view = self.mapper.to_domain_event(notification).view  # type: ignore[attr-defined]
+                rows[("progress", view["user_id"])] = view
+        return rows
+
+    def progress_of(self, user_id: str) -> dict[str, Any] | None:
+        return self.views.get("progress", user_id)
+
+    # --- Outbox ------------------------------------------------------------------------------
+
+    def to_outputs(self, notification: Notification) -> list[Output]:
+        """The outputs a stored event stands for; ids derive from its place in the store."""
+        topic = notification.topic
+        if topic not in self._topics.values():
+            return []
+        stored = self.mapper.to_domain_event(notification)
+        name = topic.rsplit(".", 1)[1]
+        if name == "WarningRaised":
+            data = self._warning_wire(stored.warning)  # type: ignore[attr-defined]
+            family, event_name = "overload", "warning"
+        elif name == "WarningCleared":
+            data = self._clearing_wire(stored.clearing)  # type: ignore[attr-defined]
+            family, event_name = "overload", "cleared"
+        else:
+            data = stored.view  # type: ignore[attr-defined]
+            family, event_name = "progress", "updated"
+        user_id = data["user_id"]
+        event = make_event(
+            event_id=output_id("tracker", notification.originator_id, notification.originator_version),
+            source=SOURCE_TRACKER,
+            type_=f"stepout.{family}.{event_name}.v1",
+            user_id=user_id,
+            time=stored.timestamp,
+            data=data,
+        )
+        return [Output(self.subjects.event(family, event_name, user_id), event)]
+
+    @staticmethod
+    def _warning_wire(record: dict[str, Any]) -> dict[str, Any]:
+        from .participant import WARNING
+
+        return WARNING.validate_python(record).as_wire()
+
+    @staticmethod
+    def _clearing_wire(record: dict[str, Any]) -> dict[str, Any]:
+        from .participant import CLEARING
+
+        return CLEARING.validate_python(record).as_wire()

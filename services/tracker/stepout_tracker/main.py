@@ -1,0 +1,104 @@
+"""Wiring of the tracker: settings -> event store, read model, ingest, outbox, queries, HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from prometheus_client import CollectorRegistry
+
+from stepout_contract.inputs import INPUT_TYPES
+from stepout_contract.settings import Settings
+from stepout_contract.subjects import Subjects, is_user_id
+from stepout_domain.catalog import load_catalog
+from stepout_domain.ruleset import load_ruleset
+from stepout_runtime.outbox import OutboxRelay
+from stepout_runtime.service import QueryError, Service, ServiceParts
+from stepout_runtime.store import eventsourcing_env, location
+from stepout_runtime.views import ViewStore
+from stepout_runtime.metrics import TrackerMetrics
+
+from .application import TrackerApplication
+from .history import history_of
+
+HISTORY_LIMIT_MAX = 1000
+
+
+def build(settings: Settings) -> tuple[ServiceParts, TrackerApplication]:
+    registry = CollectorRegistry()
+    metrics = TrackerMetrics(registry)
+    where = location(settings, "tracker")
+    views = ViewStore(where)
+    app = TrackerApplication(
+        eventsourcing_env(settings, where),
+        rules=load_ruleset(settings.ruleset),
+        catalog=load_catalog(settings.catalog),
+        views=views,
+        subjects=Subjects(settings.subject_prefix),
+        metrics=metrics,
+    )
+    store = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracker-store")
+    reads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tracker-reads")
+
+    async def in_reads(fn: Any, *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(reads, fn, *args)
+
+    def user_of(request: dict[str, Any]) -> str:
+        user_id = request.get("user_id")
+        if not is_user_id(user_id):
+            raise QueryError("invalid_request", "user_id must be 1 to 64 characters of A-Z a-z 0-9 _ -")
+        return str(user_id)
+
+    async def query_progress(request: dict[str, Any]) -> dict[str, Any]:
+        user_id = user_of(request)
+        view = await in_reads(app.progress_of, user_id)
+        if view is None:
+            raise QueryError("not_found", f"no progress for participant {user_id}")
+        return view
+
+    async def query_history(request: dict[str, Any]) -> dict[str, Any]:
+        user_id = user_of(request)
+        limit = request.get("limit", 100)
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= HISTORY_LIMIT_MAX:
+            raise QueryError("invalid_request", f"limit must be an integer from 1 to {HISTORY_LIMIT_MAX}")
+        events = await in_reads(history_of, app, user_id, limit)
+        if events is None:
+            raise QueryError("not_found", f"no participant {user_id}")
+        return {"events": events}
+
+    async def store_ready() -> None:
+        await in_reads(app.recorder.max_notification_id)
+
+    def relay(js: Any) -> OutboxRelay:
+        return OutboxRelay(
+            js=js,
+            stream=app.subjects.out_stream,
+            read_notifications=lambda start, limit: app.recorder.select_notifications(start, limit),
+            max_notification_id=app.recorder.max_notification_id,
+            to_outputs=app.to_outputs,
+            views=views,
+            executor=store,
+            metrics=metrics,
+        )
+
+    parts = ServiceParts(
+        name="tracker",
+        port=settings.tracker_port,
+        metrics=metrics,
+        registry=registry,
+        ingest={"tracker": (INPUT_TYPES, app.handle_batch)},
+        relay=relay,
+        queries={"progress": query_progress, "history": query_history},
+        lookups={"progress": lambda user_id: in_reads(app.progress_of, user_id)},
+        store_ready=store_ready,
+        executor=store,
+        on_stop=[reads.shutdown, views.close, app.close],
+    )
+    return parts, app
+
+
+async def serve(settings: Settings) -> None:
+    parts, app = build(settings)
+    await asyncio.get_running_loop().run_in_executor(parts.executor, app.project)
+    await Service(settings, parts).run()

@@ -1,0 +1,64 @@
+"""The CloudEvents 1.0 structured-JSON envelope (CONTRACT §2)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+CONTENT_TYPE = "application/cloudevents+json"
+SOURCE_PLANNER = "urn:stepout:planner"
+SOURCE_TRACKER = "urn:stepout:tracker"
+
+# Outputs get ids derived from what they record, so a republished output keeps its id.
+OUTPUT_ID_NAMESPACE = uuid.UUID("6b0c2f4e-93a1-5d1e-8f62-5e7d1f0c4a21")
+
+
+class CloudEvent(BaseModel):
+    """A CloudEvent; unknown extension attributes are kept and otherwise ignored."""
+
+    model_config = ConfigDict(extra="allow")
+
+    specversion: Literal["1.0"]
+    id: str = Field(min_length=1, max_length=256)
+    source: str = Field(min_length=1, max_length=1024)
+    type: str = Field(min_length=1, max_length=256)
+    subject: str | None = None
+    time: AwareDatetime | None = None
+    datacontenttype: str | None = None
+    data: dict[str, Any]
+
+
+def rfc3339(moment: datetime) -> str:
+    """UTC, with a `Z`, millisecond precision dropped only when it is zero."""
+    moment = moment.astimezone(UTC)
+    text = moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds")
+    return text.replace("+00:00", "Z")
+
+
+def output_id(*parts: object) -> str:
+    """The stable id of an output, derived from what records it (store position, kind)."""
+    return str(uuid.uuid5(OUTPUT_ID_NAMESPACE, "/".join(str(p) for p in parts)))
+
+
+def make_event(
+    *, event_id: str, source: str, type_: str, user_id: str, time: datetime, data: dict[str, Any]
+) -> dict[str, Any]:
+    """A CloudEvent as a plain JSON-ready dict, in the order the contract shows."""
+    return {
+        "specversion": "1.0",
+        "id": event_id,
+        "source": source,
+        "type": type_,
+        "subject": user_id,
+        "time": rfc3339(time),
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+
+
+def encode(event: dict[str, Any]) -> bytes:
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

@@ -1,0 +1,93 @@
+"""Settings from the environment (CONTRACT §9), read once per process."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(ValueError):
+    """A bad setting; the message is one line naming the setting."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="STEPOUT_", extra="ignore", frozen=True)
+
+    nats_url: str = "nats://127.0.0.1:4222"
+    nats_user: str | None = None
+    nats_password: str | None = None
+    nats_token: str | None = None
+    nats_creds: Path | None = None
+    nats_tls_ca: Path | None = None
+    nats_tls_cert: Path | None = None
+    nats_tls_key: Path | None = None
+    subject_prefix: str = Field("stepout", pattern=r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
+    data_dir: Path = Path("./var")
+    store: Literal["sqlite", "postgres"] = "sqlite"
+    postgres_dsn: str | None = None
+    cipher_key: str | None = None
+    planner_port: int = Field(8081, ge=0, le=65535)
+    tracker_port: int = Field(8082, ge=0, le=65535)
+    http_host: str = "127.0.0.1"
+    ruleset: Path | None = None
+    catalog: Path | None = None
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "text"] = "json"
+    # Ingest tuning (additive): batch size of the pull consumer and its redelivery bound.
+    batch_size: int = Field(500, ge=1, le=5000)
+    max_deliver: int = Field(20, ge=2)
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("nats_url")
+    @classmethod
+    def _nats_url(cls, value: str) -> str:
+        for url in value.split(","):
+            if not re.match(r"^(nats|tls|ws|wss)://[^\s/]+$", url.strip()):
+                raise ValueError(f"not a NATS URL: {url!r}")
+        return value
+
+    @field_validator("cipher_key")
+    @classmethod
+    def _cipher_key(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        try:
+            raw = base64.b64decode(value, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("not base64") from None
+        if len(raw) not in (16, 24, 32):
+            raise ValueError("must decode to 16, 24 or 32 bytes")
+        return value
+
+    @field_validator("nats_creds", "nats_tls_ca", "nats_tls_cert", "nats_tls_key", "ruleset", "catalog")
+    @classmethod
+    def _readable_file(cls, value: Path | None) -> Path | None:
+        if value is not None and str(value) != "" and not value.is_file():
+            raise ValueError(f"no such file: {value}")
+        return value if value is None or str(value) != "" else None
+
+    def check_store(self) -> None:
+        if self.store == "postgres" and not self.postgres_dsn:
+            raise SettingsError("STEPOUT_POSTGRES_DSN: required when STEPOUT_STORE=postgres")
+
+
+def load_settings() -> Settings:
+    """Read the environment once; a bad value raises SettingsError naming the variable."""
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = "STEPOUT_" + str(first["loc"][0]).upper() if first["loc"] else "STEPOUT_*"
+        raise SettingsError(f"{name}: {first['msg']}") from None
+    settings.check_store()
+    return settings

@@ -1,0 +1,97 @@
+"""The commands the planner decides on: what the platform and the tracker told it.
+
+Each carries `at`, the time the triggering event was recorded (DOMAIN.md "Time").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from stepout_domain.attempts import Outcome
+from stepout_domain.overload import Severity
+from stepout_domain.warnings import ClearedBy
+
+
+@dataclass(frozen=True, slots=True)
+class Enrol:
+    user_id: str
+    starting_level: int
+    daily_limit: int
+    categories: tuple[str, ...]
+    timezone: str
+    coach_id: str | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LastAttempt:
+    attempt_id: str
+    assignment_id: str | None
+    challenge_id: str
+    level: int
+    outcome: Outcome
+    suds_peak: int | None
+    occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ObserveProgress:
+    """The tracker folded an attempt; `at` should be the attempt's `occurred_at`."""
+
+    position: int
+    level: int
+    level_ready: bool
+    last_attempt: LastAttempt
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ObserveWarning:
+    warning_id: str
+    severity: Severity
+    raised_at: datetime
+    escalate: bool
+
+    @property
+    def at(self) -> datetime:
+        return self.raised_at
+
+
+@dataclass(frozen=True, slots=True)
+class ObserveClearing:
+    warning_id: str
+    cleared_at: datetime
+    by: ClearedBy
+
+    @property
+    def at(self) -> datetime:
+        return self.cleared_at
+
+
+@dataclass(frozen=True, slots=True)
+class PauseByParticipant:
+    until: datetime | None
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    coach_id: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Withdraw:
+    erase: bool
+    at: datetime
+
+
+PlanCommand = (
+    Enrol | ObserveProgress | ObserveWarning | ObserveClearing | PauseByParticipant | Resume | Review | Withdraw
+)

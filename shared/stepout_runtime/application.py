@@ -1,0 +1,153 @@
+"""What both services' event-sourced applications share: batches decided and committed in one
+transaction, an aggregate cache, and a read-model projection with its tracking position."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import Notification
+
+from .inbound import Inbound, Retry, Verdict
+from .metrics import CommonMetrics
+from .store import TRANSIENT_ERRORS
+from .views import ViewStore
+
+log = logging.getLogger(__name__)
+
+Rows = dict[tuple[str, str], dict[str, Any]]
+CACHE_SIZE = 20_000
+PAGE = 1000
+
+
+class Touched(dict[UUID, Aggregate]):
+    """The aggregates a batch changed; they are saved together."""
+
+
+class BatchApplication(Application[UUID]):
+    """An eventsourcing application that decides whole batches of inputs.
+
+    Subclasses implement `decide` (one input -> events on aggregates in `touched`),
+    `project_page` (stored events -> read-model rows) and name their `projection`.
+    """
+
+    projection = "view"
+
+    def __init__(self, env: dict[str, Any], *, views: ViewStore, metrics: CommonMetrics) -> None:
+        super().__init__(env)
+        self.views = views
+        self.metrics = metrics
+        self._cache: OrderedDict[UUID, Aggregate] = OrderedDict()
+
+    # Subclass hooks ---------------------------------------------------------------------------
+
+    def decide(self, item: Inbound, touched: Touched) -> Verdict:
+        raise NotImplementedError
+
+    def project_page(self, page: Sequence[Notification]) -> Rows:
+        raise NotImplementedError
+
+    def after_commit(self) -> None:
+        """Runs after a batch is committed (count metrics decided in the batch)."""
+
+    # Aggregates -------------------------------------------------------------------------------
+
+    def load(self, key: UUID, touched: Touched) -> Any:
+        """The aggregate as this batch left it, else as stored; None when it does not exist."""
+        if key in touched:
+            return touched[key]
+        found = self._cache.get(key)
+        if found is not None:
+            self._cache.move_to_end(key)
+            return found
+        try:
+            return self.repository.get(key)
+        except AggregateNotFoundError:
+            return None
+
+    def _remember(self, touched: Touched) -> None:
+        for key, aggregate in touched.items():
+            self._cache[key] = aggregate
+            self._cache.move_to_end(key)
+        while len(self._cache) > CACHE_SIZE:
+            self._cache.popitem(last=False)
+
+    def forget(self, keys: Sequence[UUID] | Touched) -> None:
+        for key in keys:
+            self._cache.pop(key, None)
+
+    # Batches ----------------------------------------------------------------------------------
+
+    def handle_batch(self, items: Sequence[Inbound]) -> list[Verdict]:
+        """Decide every input of a batch and commit all their events in one transaction.
+
+        An input that fails with a bug is retried later on its own; the batch is decided
+        again without it, so one bad input never costs the good ones.
+        """
+        failed: dict[int, Verdict] = {}
+        while True:
+            touched = Touched()
+            verdicts: list[Verdict] = []
+            self.begin_batch()
+            try:
+                for i, item in enumerate(items):
+                    if i in failed:
+                        verdicts.append(failed[i])
+                        continue
+                    try:
+                        verdicts.append(self.decide(item, touched))
+                    except TRANSIENT_ERRORS:
+                        raise
+                    except Exception:
+                        log.exception("input could not be decided", extra={"event_id": item.event.id, "user_id": item.user_id})
+                        failed[i] = Retry("internal error while deciding")
+                        raise _Redo from None
+            except _Redo:
+                self.forget(touched)
+                continue
+            except BaseException:
+                self.forget(touched)
+                raise
+            break
+        if touched:
+            started = time.perf_counter()
+            try:
+                self.save(*touched.values())
+            except BaseException:
+                self.forget(touched)
+                raise
+            self.metrics.store_append_seconds.observe(time.perf_counter() - started)
+            self._remember(touched)
+        self.after_commit()
+        self.project()
+        return verdicts
+
+    def begin_batch(self) -> None:
+        """Runs before (each attempt at) deciding a batch."""
+
+    # Read model -------------------------------------------------------------------------------
+
+    def project(self) -> int:
+        """Bring the read model up to date; its rows and position commit together."""
+        position = self.views.position(self.projection)
+        done = 0
+        while True:
+            page = self.recorder.select_notifications(position + 1, PAGE)
+            if not page:
+                break
+            rows = self.project_page(page)
+            position = page[-1].id
+            self.views.commit(self.projection, position, rows)
+            done += len(page)
+        self.metrics.projection_lag.labels(self.projection).set(0)
+        return done
+
+
+class _Redo(Exception):
+    """Internal: decide the batch again without the input that failed."""

@@ -1,0 +1,198 @@
+"""The batched ingest loop: durable pull consumer -> decide and commit a batch -> ack.
+
+One batch is decided and committed in one store transaction (in the store's own
+thread, off the event loop); acks go out only after the commit. The next batch is
+fetched while the current one commits. Bad inputs go to the dead-letter subject with
+their reason and are acked; transient failures are redelivered after a delay, up to
+the consumer's `max_deliver`, whose last delivery becomes a `retries_exhausted` dead letter
+so that nothing is ever dropped silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from datetime import UTC, datetime
+
+from nats.aio.msg import Msg
+from nats.errors import ConnectionClosedError, NoServersError, TimeoutError as NatsTimeout
+from nats.js import JetStreamContext
+from nats.js.errors import FetchTimeoutError
+from pydantic import BaseModel
+
+from stepout_contract.subjects import Subjects
+
+from .inbound import DeadLetter, Inbound, Retry, Verdict, decode
+from .metrics import CommonMetrics
+from .topology import Consumer
+
+log = logging.getLogger(__name__)
+
+BatchHandler = Callable[[Sequence[Inbound]], Sequence[Verdict]]
+DLQ_ID_NAMESPACE = uuid.UUID("0f1d2c3b-4a59-5687-9a8b-7c6d5e4f3a2b")
+FETCH_TIMEOUT_S = 1.0
+
+
+def retry_delay(delivered: int) -> float:
+    """Back off 0.5 s, 1 s, 2 s ... up to 30 s between deliveries of a transiently failing input."""
+    return float(min(30.0, 0.5 * 2 ** max(0, delivered - 1)))
+
+
+class IngestLoop:
+    """Consumes one durable consumer in batches and hands each batch to `handle`."""
+
+    def __init__(
+        self,
+        *,
+        js: JetStreamContext,
+        consumer: Consumer,
+        subjects: Subjects,
+        types: dict[str, tuple[str, str, type[BaseModel]]],
+        handle: BatchHandler,
+        executor: Executor,
+        metrics: CommonMetrics,
+        batch_size: int,
+        max_deliver: int,
+        on_committed: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.js = js
+        self.consumer = consumer
+        self.subjects = subjects
+        self.types = types
+        self.handle = handle
+        self.executor = executor
+        self.metrics = metrics
+        self.batch_size = batch_size
+        self.max_deliver = max_deliver
+        self.on_committed = on_committed
+        self._stopping = asyncio.Event()
+        self.batches = 0
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        sub = await self.js.pull_subscribe_bind(self.consumer.durable, stream=self.consumer.stream)
+        fetching: asyncio.Task[list[Msg]] = asyncio.create_task(self._fetch(sub))
+        try:
+            while not self._stopping.is_set():
+                msgs = await fetching
+                if self._stopping.is_set():
+                    await self._release(msgs)
+                    break
+                # Fetch the next batch while this one is decided and committed.
+                fetching = asyncio.create_task(self._fetch(sub))
+                if msgs and await self._process(msgs):
+                    # Something will be redelivered: hand the prefetched batch back too, so that
+                    # later inputs of the same participant are not decided before the retried one.
+                    await self._release(await fetching, delay=retry_delay(1))
+                    await asyncio.sleep(retry_delay(1))
+                    fetching = asyncio.create_task(self._fetch(sub))
+        finally:
+            if not fetching.done():
+                fetching.cancel()
+            else:
+                await self._release(fetching.result())
+            try:
+                await sub.unsubscribe()
+            except Exception:  # noqa: BLE001 - the connection may already be closed at shutdown
+                pass
+
+    async def _release(self, msgs: Sequence[Msg], delay: float | None = None) -> None:
+        """Hand unprocessed messages back instead of waiting for their ack timeout."""
+        for msg in msgs:
+            try:
+                await msg.nak(delay=delay)
+            except Exception:  # noqa: BLE001 - redelivered after ack_wait anyway
+                return
+
+    async def _fetch(self, sub: JetStreamContext.PullSubscription) -> list[Msg]:
+        try:
+            return await sub.fetch(self.batch_size, timeout=FETCH_TIMEOUT_S)
+        except (FetchTimeoutError, NatsTimeout, asyncio.TimeoutError):
+            return []
+        except (ConnectionClosedError, NoServersError, OSError) as exc:
+            log.warning("fetch failed, retrying", extra={"consumer": self.consumer.durable, "error": str(exc)})
+            await asyncio.sleep(0.5)
+            return []
+
+    async def _process(self, msgs: list[Msg]) -> bool:
+        """Decide, commit and settle one batch; True when some message will be redelivered."""
+        now = datetime.now(UTC)
+        verdicts: list[Verdict] = [None] * len(msgs)
+        accepted: list[tuple[int, Inbound]] = []
+        for i, msg in enumerate(msgs):
+            meta = msg.metadata
+            item = decode(
+                msg.data,
+                msg.subject,
+                self.types,
+                self.subjects,
+                stream_seq=meta.sequence.stream,
+                delivered=meta.num_delivered,
+                received_at=now,
+            )
+            if isinstance(item, DeadLetter):
+                verdicts[i] = item
+            else:
+                accepted.append((i, item))
+        if accepted:
+            started = time.perf_counter()
+            loop = asyncio.get_running_loop()
+            try:
+                results = await loop.run_in_executor(self.executor, self.handle, [item for _, item in accepted])
+            except Exception as exc:  # noqa: BLE001 - a failed commit is retried, never lost
+                log.warning("batch not committed, will retry", extra={"consumer": self.consumer.durable, "error": repr(exc)})
+                results = [Retry(repr(exc))] * len(accepted)
+            self.metrics.batch_seconds.labels(self.metrics.service).observe(time.perf_counter() - started)
+            for (i, _), verdict in zip(accepted, results, strict=True):
+                verdicts[i] = verdict
+            self.on_committed()
+        await self._settle(msgs, verdicts)
+        self.batches += 1
+        return any(isinstance(v, Retry) for v in verdicts)
+
+    async def _settle(self, msgs: Sequence[Msg], verdicts: Sequence[Verdict]) -> None:
+        for msg, verdict in zip(msgs, verdicts, strict=True):
+            try:
+                if verdict is None:
+                    await msg.ack()
+                    continue
+                if isinstance(verdict, Retry):
+                    delivered = msg.metadata.num_delivered
+                    if delivered < self.max_deliver:
+                        await msg.nak(delay=retry_delay(delivered))
+                        continue
+                    verdict = DeadLetter("retries_exhausted", f"gave up after {delivered} deliveries: {verdict.detail}"[:500])
+                await self._dead_letter(msg, verdict)
+                await msg.ack()
+            except Exception as exc:  # noqa: BLE001 - unsettled messages are redelivered after ack_wait
+                log.warning("could not settle message", extra={"consumer": self.consumer.durable, "error": repr(exc)})
+
+    async def _dead_letter(self, msg: Msg, letter: DeadLetter) -> None:
+        meta = msg.metadata
+        msg_id = uuid.uuid5(DLQ_ID_NAMESPACE, f"{self.consumer.stream}/{self.consumer.durable}/{meta.sequence.stream}")
+        headers = {
+            "Nats-Msg-Id": str(msg_id),
+            "Stepout-Reason": letter.reason,
+            "Stepout-Detail": letter.detail.replace("\r", " ").replace("\n", " ")[:1000],
+            "Stepout-Original-Subject": msg.subject[:1000],
+        }
+        await self.js.publish(
+            self.subjects.dead_letter(self.metrics.service), msg.data, headers=headers, stream=self.subjects.dlq_stream
+        )
+        self.metrics.dead_letter(letter.reason)
+        log.info(
+            "dead letter",
+            extra={"reason": letter.reason, "detail": letter.detail, "stream_seq": meta.sequence.stream},
+        )
+
+    async def report_pending(self) -> None:
+        """Refresh the pending gauge from JetStream's own consumer info."""
+        info = await self.js.consumer_info(self.consumer.stream, self.consumer.durable)
+        pending = (info.num_pending or 0) + (info.num_ack_pending or 0)
+        self.metrics.consumer_pending.labels(self.metrics.service, self.consumer.durable).set(pending)

@@ -1,0 +1,127 @@
+"""The outbox relay: stored decisions -> JetStream, each with `Nats-Msg-Id` = its CloudEvent id.
+
+The relay reads the store's notification log after its last published position, turns
+each stored event into zero or more outputs (ids derived from the stored event, so a
+republished output keeps its id), publishes a page with acks pipelined, and only then
+moves its position. A crash between commit and publish loses nothing (the position
+has not moved) and doubles nothing (JetStream drops a repeated `Nats-Msg-Id`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+from eventsourcing.persistence import Notification
+from nats.js import JetStreamContext
+
+from stepout_contract.envelope import CONTENT_TYPE, encode
+
+from .metrics import CommonMetrics
+from .views import ViewStore
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 1000
+POSITION_NAME = "outbox"
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    subject: str
+    event: dict[str, Any]  # a CloudEvent, ready to encode
+
+    @property
+    def type(self) -> str:
+        return str(self.event["type"])
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        *,
+        js: JetStreamContext,
+        stream: str,
+        read_notifications: Callable[[int, int], Sequence[Notification]],
+        max_notification_id: Callable[[], int],
+        to_outputs: Callable[[Notification], Sequence[Output]],
+        views: ViewStore,
+        executor: Executor,
+        metrics: CommonMetrics,
+    ) -> None:
+        self.js = js
+        self.stream = stream
+        self.read_notifications = read_notifications
+        self.max_notification_id = max_notification_id
+        self.to_outputs = to_outputs
+        self.views = views
+        self.executor = executor
+        self.metrics = metrics
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self.position = 0
+
+    def wake(self) -> None:
+        """Called after a commit: there may be something to publish."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def _in_store(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+
+    async def run(self) -> None:
+        self.position = await self._in_store(self.views.position, POSITION_NAME)
+        while not self._stopping:
+            try:
+                published = await self.relay_once()
+            except Exception as exc:  # noqa: BLE001 - NATS or the store away: try again shortly
+                log.warning("outbox relay failed, retrying", extra={"error": repr(exc)})
+                published = 0
+                await asyncio.sleep(0.5)
+            if published == 0 and not self._stopping:
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=1.0)
+                except TimeoutError:
+                    pass
+                self._wake.clear()
+
+    async def relay_once(self) -> int:
+        """Publish one page after the current position; the number of stored events passed."""
+        page: Sequence[Notification] = await self._in_store(self._page)
+        if not page:
+            self.metrics.projection_lag.labels("outbox").set(0)
+            return 0
+        outputs = [output for notification in page for output in self.to_outputs(notification)]
+        await self.publish(outputs)
+        last = page[-1].id
+        await self._in_store(self.views.commit, POSITION_NAME, last, {})
+        self.position = last
+        return len(page)
+
+    def _page(self) -> Sequence[Notification]:
+        page = self.read_notifications(self.position + 1, PAGE_SIZE)
+        if page:
+            self.metrics.projection_lag.labels("outbox").set(max(0, self.max_notification_id() - page[-1].id))
+        return page
+
+    async def publish(self, outputs: Sequence[Output]) -> None:
+        """Publish in order with acks pipelined; raises if any is not acknowledged."""
+        futures = []
+        for output in outputs:
+            headers = {"Nats-Msg-Id": str(output.event["id"]), "Content-Type": CONTENT_TYPE}
+            futures.append(
+                await self.js.publish_async(
+                    output.subject, encode(output.event), headers=headers, stream=self.stream, wait_stall=5.0
+                )
+            )
+        for output, future in zip(outputs, futures, strict=True):
+            ack = await asyncio.wait_for(future, timeout=10.0)
+            if not ack.duplicate:
+                self.metrics.published(output.type)

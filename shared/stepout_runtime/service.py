@@ -1,0 +1,206 @@
+"""The shell every service runs in: NATS, topology, ingest loops, outbox relay, queries, HTTP.
+
+A service provides its decisions (batch handlers, output mapping, query answers); this
+module wires them to NATS and HTTP and stops everything cleanly on SIGINT/SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import nats
+from faststream.nats import NatsBroker
+from faststream.nats.annotations import NatsMessage
+from nats.aio.client import Client
+from prometheus_client import CollectorRegistry
+
+from stepout_contract.settings import Settings
+from stepout_contract.subjects import Subjects
+
+from .connection import connect_options
+from .http import HttpApp, bound_port, make_server
+from .ingest import BatchHandler, IngestLoop
+from .metrics import CommonMetrics
+from .outbox import OutboxRelay
+from .topology import consumers, ensure_topology
+
+log = logging.getLogger(__name__)
+
+QueryAnswer = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class QueryError(Exception):
+    """A query that cannot be answered: becomes `{"error": {"code", "message"}}`."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class ServiceParts:
+    """What one service plugs into the shell."""
+
+    name: str
+    port: int
+    metrics: CommonMetrics
+    registry: CollectorRegistry
+    ingest: dict[str, tuple[dict[str, Any], BatchHandler]]  # durable -> (types, handler)
+    relay: Callable[[Any], OutboxRelay]  # given the JetStream context
+    queries: dict[str, QueryAnswer]
+    lookups: dict[str, Callable[[str], Awaitable[dict[str, Any] | None]]]
+    store_ready: Callable[[], Awaitable[None]]
+    executor: ThreadPoolExecutor
+    on_stop: list[Callable[[], None]] = field(default_factory=list)
+
+
+async def answer_query(answer: QueryAnswer, body: bytes) -> dict[str, Any]:
+    """Parse a query body and answer it; every failure is an error reply, never silence."""
+    try:
+        request = json.loads(body)
+    except (UnicodeDecodeError, ValueError):
+        return {"error": {"code": "invalid_request", "message": "request is not JSON"}}
+    if not isinstance(request, dict):
+        return {"error": {"code": "invalid_request", "message": "request must be a JSON object"}}
+    try:
+        return await answer(request)
+    except QueryError as exc:
+        return {"error": {"code": exc.code, "message": exc.message}}
+
+
+class Service:
+    def __init__(self, settings: Settings, parts: ServiceParts) -> None:
+        self.settings = settings
+        self.parts = parts
+        self.subjects = Subjects(settings.subject_prefix)
+        self.nc: Client | None = None
+        self.broker: NatsBroker | None = None
+        self.loops: list[IngestLoop] = []
+        self.relay: OutboxRelay | None = None
+        self._stop = asyncio.Event()
+
+    async def readiness(self) -> str | None:
+        if self.nc is None or not self.nc.is_connected:
+            return "NATS is not connected"
+        try:
+            await asyncio.wait_for(self.parts.store_ready(), timeout=2.0)
+        except Exception as exc:  # noqa: BLE001 - any store failure means not ready
+            return f"store does not answer: {type(exc).__name__}"
+        return None
+
+    def request_stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        parts = self.parts
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.request_stop)
+
+        self.nc = await nats.connect(**connect_options(self.settings, f"stepout-{parts.name}"))
+        js = self.nc.jetstream()
+        await ensure_topology(js, self.subjects, self.settings.max_deliver)
+
+        # Queries: FastStream subscribers on core NATS, one queue group per service.
+        self.broker = NatsBroker(**_broker_auth(self.settings, parts.name))
+        for name, answer in parts.queries.items():
+            self._register_query(self.broker, name, answer)
+        await self.broker.start()
+
+        self.relay = parts.relay(js)
+        known = consumers(self.subjects)
+        for durable, (types, handler) in parts.ingest.items():
+            self.loops.append(
+                IngestLoop(
+                    js=js,
+                    consumer=known[durable],
+                    subjects=self.subjects,
+                    types=types,
+                    handle=handler,
+                    executor=parts.executor,
+                    metrics=parts.metrics,
+                    batch_size=self.settings.batch_size,
+                    max_deliver=self.settings.max_deliver,
+                    on_committed=self.relay.wake,
+                )
+            )
+
+        http = HttpApp(parts.registry, self.readiness, parts.lookups)
+        server = make_server(http, self.settings.http_host, parts.port)
+        tasks = [asyncio.create_task(loop_.run(), name=f"ingest-{loop_.consumer.durable}") for loop_ in self.loops]
+        tasks.append(asyncio.create_task(self.relay.run(), name="outbox"))
+        reporter = asyncio.create_task(self._report_pending(), name="pending")
+        http_task = asyncio.create_task(server.serve(), name="http")
+        while not server.started and not http_task.done():
+            await asyncio.sleep(0.02)
+        if http_task.done():
+            http_task.result()
+        log.info(
+            f"{parts.name} ready",
+            extra={
+                "service": parts.name,
+                "http": f"http://{self.settings.http_host}:{bound_port(server)}",
+                "nats": self.nc.connected_url.geturl() if self.nc.connected_url else self.settings.nats_url,
+            },
+        )
+        stop_wait = asyncio.create_task(self._stop.wait())
+        done, _ = await asyncio.wait([stop_wait, *tasks, http_task], return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is not stop_wait and task.exception() is not None:
+                log.error("a part of the service failed", exc_info=task.exception())
+        reporter.cancel()
+        await self._shutdown(tasks, server, http_task)
+
+    def _register_query(self, broker: NatsBroker, name: str, answer: QueryAnswer) -> None:
+        subject = self.subjects.query(name)
+
+        @broker.subscriber(subject, queue=f"stepout-{self.parts.name}", title=f"query.{name}")
+        async def handle(msg: NatsMessage) -> dict[str, Any]:
+            return await answer_query(answer, msg.body)
+
+    async def _report_pending(self) -> None:
+        while True:
+            for loop_ in self.loops:
+                try:
+                    await loop_.report_pending()
+                except Exception:  # noqa: BLE001 - a missed gauge refresh is harmless
+                    pass
+            await asyncio.sleep(2.0)
+
+    async def _shutdown(self, tasks: Sequence[asyncio.Task[Any]], server: Any, http_task: asyncio.Task[Any]) -> None:
+        log.info("stopping", extra={"service": self.parts.name})
+        for loop_ in self.loops:
+            loop_.stop()
+        if self.relay is not None:
+            self.relay.stop()
+        server.should_exit = True
+        _, pending = await asyncio.wait([*tasks, http_task], timeout=6.0)
+        for task in pending:
+            task.cancel()
+        if self.broker is not None:
+            await self.broker.stop()
+        if self.nc is not None and not self.nc.is_closed:
+            try:
+                await asyncio.wait_for(self.nc.drain(), timeout=2.0)
+            except Exception:  # noqa: BLE001 - closing anyway
+                await self.nc.close()
+        for stop in self.parts.on_stop:
+            stop()
+        self.parts.executor.shutdown(wait=True, cancel_futures=True)
+        log.info("stopped", extra={"service": self.parts.name})
+
+
+def _broker_auth(settings: Settings, name: str) -> dict[str, Any]:
+    from .connection import broker_options
+
+    options = broker_options(settings, f"stepout-{name}-queries")
+    options["log_level"] = logging.DEBUG
+    return options

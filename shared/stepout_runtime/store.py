@@ -1,0 +1,72 @@
+"""The event store behind each service: eventsourcing on SQLite (default) or PostgreSQL."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from stepout_contract.settings import Settings
+
+# What a store raises when it is busy or unreachable for a while: retried, never dead-lettered.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (sqlite3.OperationalError,)
+try:
+    import psycopg
+
+    TRANSIENT_ERRORS += (psycopg.OperationalError,)
+except ImportError:  # pragma: no cover - psycopg is a dependency; kept optional for slim installs
+    psycopg = None  # type: ignore[assignment]
+
+try:
+    from eventsourcing.persistence import OperationalError as ESOperationalError
+
+    TRANSIENT_ERRORS += (ESOperationalError,)
+except ImportError:  # pragma: no cover
+    pass
+
+
+@dataclass(frozen=True)
+class StoreLocation:
+    """Where one service keeps its events and views."""
+
+    kind: str  # "sqlite" or "postgres"
+    sqlite_path: Path | None = None
+    postgres_dsn: str | None = None
+    schema: str | None = None
+
+
+def location(settings: Settings, service: str) -> StoreLocation:
+    if settings.store == "postgres":
+        return StoreLocation("postgres", postgres_dsn=settings.postgres_dsn, schema=f"stepout_{service}")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return StoreLocation("sqlite", sqlite_path=settings.data_dir / f"{service}.db")
+
+
+def eventsourcing_env(settings: Settings, where: StoreLocation) -> dict[str, Any]:
+    """The environment an eventsourcing Application reads its persistence from."""
+    env: dict[str, Any] = {"ORIGINATOR_ID_TYPE": "uuid"}
+    if where.kind == "sqlite":
+        assert where.sqlite_path is not None
+        env.update(
+            PERSISTENCE_MODULE="eventsourcing.sqlite",
+            SQLITE_DBNAME=str(where.sqlite_path),
+            SQLITE_LOCK_TIMEOUT="5",
+        )
+    else:
+        from psycopg.conninfo import conninfo_to_dict
+
+        parts = conninfo_to_dict(where.postgres_dsn or "")
+        env.update(
+            PERSISTENCE_MODULE="eventsourcing.postgres",
+            POSTGRES_DBNAME=str(parts.get("dbname", "postgres")),
+            POSTGRES_HOST=str(parts.get("host", "127.0.0.1")),
+            POSTGRES_PORT=str(parts.get("port", "5432")),
+            POSTGRES_USER=str(parts.get("user", "postgres")),
+            POSTGRES_PASSWORD=str(parts.get("password", "")),
+            POSTGRES_SCHEMA=where.schema,
+            POSTGRES_CREATE_SCHEMA="y",
+        )
+    if settings.cipher_key:
+        env.update(CIPHER_TOPIC="eventsourcing.cipher:AESCipher", CIPHER_KEY=settings.cipher_key)
+    return env

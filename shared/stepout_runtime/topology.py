@@ -1,0 +1,94 @@
+"""Streams and durable consumers of CONTRACT §1, created or updated idempotently at start.
+
+Every service declares the whole topology, consumers of the other service included:
+the input stream keeps a message only while a consumer still has interest in it, so
+all its consumers must exist before the first input arrives, whichever service starts first.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from nats.js import JetStreamContext
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.errors import NotFoundError
+
+from stepout_contract.subjects import Subjects
+
+log = logging.getLogger(__name__)
+
+DUPLICATE_WINDOW_S = 120.0
+OUT_MAX_AGE_S = 30 * 24 * 3600.0
+DLQ_MAX_AGE_S = 90 * 24 * 3600.0
+ACK_WAIT_S = 60.0
+MAX_ACK_PENDING = 20_000
+
+
+@dataclass(frozen=True)
+class Consumer:
+    stream: str
+    durable: str
+    filter_subjects: tuple[str, ...]
+
+
+def consumers(subjects: Subjects) -> dict[str, Consumer]:
+    """Every durable consumer stepout reads with, by durable name."""
+    p = subjects.prefix
+    found = [
+        Consumer(subjects.in_stream, "tracker", (f"{p}.participant.>", f"{p}.attempt.>")),
+        Consumer(subjects.in_stream, "planner", (f"{p}.participant.>",)),
+        Consumer(subjects.out_stream, "planner-outcomes", (f"{p}.progress.updated.*", f"{p}.overload.>")),
+    ]
+    return {c.durable: c for c in found}
+
+
+def stream_configs(subjects: Subjects) -> list[StreamConfig]:
+    common = {"storage": StorageType.FILE, "duplicate_window": DUPLICATE_WINDOW_S}
+    return [
+        # Inputs hold personal notes: kept only until every stepout consumer has acked them.
+        StreamConfig(
+            name=subjects.in_stream,
+            subjects=subjects.in_stream_subjects(),
+            retention=RetentionPolicy.INTEREST,
+            **common,
+        ),
+        StreamConfig(
+            name=subjects.out_stream,
+            subjects=subjects.out_stream_subjects(),
+            retention=RetentionPolicy.LIMITS,
+            max_age=OUT_MAX_AGE_S,
+            **common,
+        ),
+        StreamConfig(
+            name=subjects.dlq_stream,
+            subjects=subjects.dlq_stream_subjects(),
+            retention=RetentionPolicy.LIMITS,
+            max_age=DLQ_MAX_AGE_S,
+            **common,
+        ),
+    ]
+
+
+async def ensure_topology(js: JetStreamContext, subjects: Subjects, max_deliver: int) -> None:
+    """Create or update every stream and durable consumer; safe to run from any number of processes."""
+    for config in stream_configs(subjects):
+        try:
+            await js.stream_info(config.name)
+        except NotFoundError:
+            await js.add_stream(config)
+            log.info("stream created", extra={"stream": config.name})
+        else:
+            await js.update_stream(config)
+    for consumer in consumers(subjects).values():
+        config = ConsumerConfig(
+            durable_name=consumer.durable,
+            ack_policy=AckPolicy.EXPLICIT,
+            deliver_policy=DeliverPolicy.ALL,
+            filter_subjects=list(consumer.filter_subjects),
+            ack_wait=ACK_WAIT_S,
+            max_deliver=max_deliver,
+            max_ack_pending=MAX_ACK_PENDING,
+            max_waiting=512,
+        )
+        await js.add_consumer(consumer.stream, config)

@@ -1,0 +1,292 @@
+"""Real parts for tests: a nats-server per session, service processes, a platform client."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def nats_server_binary() -> str:
+    beside = Path(sys.executable).parent / "nats-server"
+    return str(beside) if beside.exists() else "nats-server"
+
+
+@dataclass
+class NatsServer:
+    """A `nats-server -js` of our own, on a free port, with its own store; can be stopped and restarted."""
+
+    store: Path
+    port: int = field(default_factory=free_port)
+    extra_args: list[str] = field(default_factory=list)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.store.mkdir(parents=True, exist_ok=True)
+        command = [nats_server_binary(), "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.store)]
+        self.process = subprocess.Popen(
+            [*command, *self.extra_args], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError("nats-server did not start")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None
+
+
+@dataclass
+class ServiceProcess:
+    """One stepout service run as `stepout run <name>` in its own OS process."""
+
+    name: str
+    env: dict[str, str]
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.env[f"STEPOUT_{self.name.upper()}_PORT"])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, wait: bool = True) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "stepout_cli.main", "run", self.name],
+            env=self.env,
+            stdout=log,
+            stderr=log,
+            cwd=ROOT,
+        )
+        if wait:
+            self.wait_ready()
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log_path.read_text()}")
+            try:
+                if httpx.get(f"{self.base_url}/readyz", timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} not ready:\n{self.log_path.read_text()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(timeout=timeout)
+        code = self.process.returncode
+        self.process = None
+        return code
+
+    def kill(self) -> None:
+        self.stop(signal.SIGKILL)
+
+
+def service_env(nats_url: str, data_dir: Path, prefix: str, **overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STEPOUT_")}
+    env.update(
+        STEPOUT_NATS_URL=nats_url,
+        STEPOUT_DATA_DIR=str(data_dir),
+        STEPOUT_SUBJECT_PREFIX=prefix,
+        STEPOUT_PLANNER_PORT=str(free_port()),
+        STEPOUT_TRACKER_PORT=str(free_port()),
+        STEPOUT_LOG_FORMAT="json",
+        STEPOUT_LOG_LEVEL="INFO",
+    )
+    env.update(overrides)
+    return env
+
+
+def cloud_event(type_: str, user_id: str, data: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
+    return {
+        "specversion": "1.0",
+        "id": event_id or str(uuid.uuid4()),
+        "source": "urn:test:platform",
+        "type": type_,
+        "subject": user_id,
+        "time": datetime.now(UTC).isoformat(),
+        "datacontenttype": "application/json",
+        "data": data,
+    }
+
+
+def attempt_data(user_id: str, **fields: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "attempt_id": str(uuid.uuid4()),
+        "user_id": user_id,
+        "assignment_id": None,
+        "challenge_id": "money-01-ask-the-time",
+        "level": 3,
+        "outcome": "rejected",
+        "suds_before": 30,
+        "suds_peak": 50,
+        "suds_after": 20,
+        "occurred_at": datetime.now(UTC).isoformat(),
+    }
+    data.update(fields)
+    return data
+
+
+class Platform:
+    """A wellness platform as stepout sees it: publishes inputs, reads outputs, asks queries."""
+
+    def __init__(self, nc: Client, prefix: str) -> None:
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.prefix = prefix
+        self.received: list[Msg] = []
+        self._arrived = asyncio.Event()
+
+    @classmethod
+    async def connect(cls, url: str, prefix: str, **options: Any) -> Platform:
+        platform = cls(await nats.connect(url, **options), prefix)
+        await platform.nc.subscribe(f"{prefix}.>", cb=platform._on_message)
+        return platform
+
+    async def _on_message(self, msg: Msg) -> None:
+        if ".query." not in msg.subject and not msg.subject.startswith(f"{self.prefix}.participant.") and not msg.subject.startswith(f"{self.prefix}.attempt."):
+            self.received.append(msg)
+            self._arrived.set()
+
+    async def publish(self, kind: str, user_id: str, data: dict[str, Any], event_id: str | None = None,
+                      raw: bytes | None = None) -> str:
+        event = cloud_event(f"stepout.{kind}.v1", user_id, data, event_id)
+        body = raw if raw is not None else json.dumps(event).encode()
+        await self.js.publish(f"{self.prefix}.{kind}.{user_id}", body, headers={"Nats-Msg-Id": event["id"]})
+        return str(event["id"])
+
+    async def enrol(self, user_id: str, **data: Any) -> str:
+        return await self.publish("participant.enrolled", user_id, {"user_id": user_id, **data})
+
+    async def attempt(self, user_id: str, **fields: Any) -> dict[str, Any]:
+        data = attempt_data(user_id, **fields)
+        await self.publish("attempt.logged", user_id, data)
+        return data
+
+    def events(self, subject_part: str, user_id: str | None = None) -> list[dict[str, Any]]:
+        found = []
+        for msg in self.received:
+            if f".{subject_part}." in msg.subject and (user_id is None or msg.subject.endswith(f".{user_id}")):
+                found.append(json.loads(msg.data))
+        return found
+
+    async def wait_for(self, subject_part: str, user_id: str | None = None, count: int = 1,
+                       timeout: float = 15.0) -> list[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while True:
+            found = self.events(subject_part, user_id)
+            if len(found) >= count:
+                return found
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"expected {count} {subject_part} for {user_id}, got {len(found)}")
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), timeout=min(remaining, 0.5))
+            except TimeoutError:
+                pass
+
+    async def query(self, name: str, request: dict[str, Any]) -> dict[str, Any]:
+        reply = await self.nc.request(f"{self.prefix}.query.{name}", json.dumps(request).encode(), timeout=5)
+        return json.loads(reply.data)  # type: ignore[no-any-return]
+
+    async def stream_messages(self, stream: str, subject: str) -> list[Msg]:
+        """Every message now stored in `stream` on `subject`, read with an ephemeral consumer."""
+        sub = await self.js.pull_subscribe(subject, stream=stream)
+        found: list[Msg] = []
+        try:
+            while True:
+                try:
+                    batch = await sub.fetch(500, timeout=0.5)
+                except (TimeoutError, nats.errors.TimeoutError):
+                    break
+                found.extend(batch)
+        finally:
+            await sub.unsubscribe()
+        return found
+
+    async def close(self) -> None:
+        await self.nc.drain()
+
+
+def new_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}"
+
+
+@dataclass
+class System:
+    """Planner and tracker on one nats-server, with their own data dir and subject prefix."""
+
+    nats_url: str
+    data_dir: Path
+    prefix: str = field(default_factory=new_prefix)
+    overrides: dict[str, str] = field(default_factory=dict)
+    planner: ServiceProcess | None = None
+    tracker: ServiceProcess | None = None
+
+    def __post_init__(self) -> None:
+        env = service_env(self.nats_url, self.data_dir, self.prefix, **self.overrides)
+        self.planner = ServiceProcess("planner", env, self.data_dir / "planner.log")
+        self.tracker = ServiceProcess("tracker", env, self.data_dir / "tracker.log")
+
+    def services(self) -> Iterator[ServiceProcess]:
+        assert self.planner is not None and self.tracker is not None
+        yield self.planner
+        yield self.tracker
+
+    def start(self) -> None:
+        for service in self.services():
+            service.start(wait=False)
+        for service in self.services():
+            service.wait_ready()
+
+    def stop(self) -> None:
+        for service in self.services():
+            service.stop()
+
+    def logs(self) -> str:
+        return "".join(s.log_path.read_text() for s in self.services() if s.log_path.exists())
