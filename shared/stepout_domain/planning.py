@@ -320,8 +320,6 @@ def _end_elapsed_pause(d: _Decision) -> None:
     s = d.state
     if s.status == "paused" and s.paused_until is not None and d.now >= s.paused_until:
         d.emit(PlanResumed(at=s.paused_until))
-        if d.state.open_assignment is None:
-            _issue(d, "resume", d.state.level, earliest=d.now)
 
 
 def _repause(d: _Decision, pause: PlanPaused) -> None:

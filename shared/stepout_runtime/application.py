@@ -94,14 +94,23 @@ class BatchApplication(Application[UUID]):
         while True:
             touched = Touched()
             verdicts: list[Verdict] = []
+            waiting: set[str] = set()  # participants with an input to be redelivered
             self.begin_batch()
             try:
                 for i, item in enumerate(items):
                     if i in failed:
                         verdicts.append(failed[i])
+                        waiting.add(item.user_id)
+                        continue
+                    if item.user_id in waiting:
+                        # Keep each participant's inputs in order: wait for the earlier one.
+                        verdicts.append(Retry("an earlier input of this participant is being retried"))
                         continue
                     try:
-                        verdicts.append(self.decide(item, touched))
+                        verdict = self.decide(item, touched)
+                        if isinstance(verdict, Retry):
+                            waiting.add(item.user_id)
+                        verdicts.append(verdict)
                     except TRANSIENT_ERRORS:
                         raise
                     except Exception:

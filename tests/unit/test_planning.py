@@ -45,7 +45,7 @@ from stepout_domain.planning import (
     initial_state,
     replay,
 )
-from stepout_domain.ruleset import DEFAULT_RULESET, RuleSet
+from stepout_domain.ruleset import DEFAULT_RULESET, RuleSet, parse_ruleset
 
 CATALOG: Catalog = load_catalog()
 OPEN = "open"
@@ -165,7 +165,7 @@ def test_assignment_as_wire_is_the_challenge_assigned_data_with_z_times() -> Non
 
 
 def test_every_assignment_carries_the_rule_set_version_that_made_it() -> None:
-    rules = RuleSet(version="test.7")
+    rules = parse_ruleset({"version": "test.7"})
     plan = Plan(T0, rules=rules)
     plan.attempt()
     plan.attempt(ready=True)
@@ -383,9 +383,7 @@ def test_a_high_warning_observed_after_its_hold_is_over_only_lowers_the_level() 
 def test_crisis_pauses_with_no_end_and_nothing_is_issued_until_a_review() -> None:
     plan = Plan(T0, level=5)
     events = plan.send(ObserveWarning("w-1", Severity.CRISIS, plan.later(minutes=30), escalate=True))
-    assert [(e.reason, e.until, e.warning_id) for e in events if isinstance(e, PlanPaused)] == [
-        ("crisis", None, "w-1")
-    ]
+    assert [(e.reason, e.until, e.warning_id) for e in events if isinstance(e, PlanPaused)] == [("crisis", None, "w-1")]
     assert not assigned(events)
     assert plan.state.open_assignment is None and plan.state.crisis
     plan.later(days=30)
@@ -446,6 +444,17 @@ def test_resuming_before_the_end_replaces_the_resume_assignment_with_one_now() -
     events = plan.send(Resume(resumed_at))
     assert any(isinstance(e, AssignmentCancelled) for e in events)
     assert only_assignment(events).not_before == resumed_at
+
+
+def test_cancelled_assignments_give_their_day_slot_back() -> None:
+    plan = Plan(datetime(2026, 11, 26, 9, 0, tzinfo=UTC), daily_limit=2)
+    plan.send(PauseByParticipant(datetime(2026, 11, 26, 15, 0, tzinfo=UTC), plan.later(hours=1)))
+    resumed_at = plan.later(hours=1)
+    assert only_assignment(plan.send(Resume(resumed_at))).not_before == resumed_at
+    # Start and the first resume were cancelled: today still has room for one more.
+    nxt = only_assignment(plan.attempt())
+    assert nxt.not_before == plan.now
+    assert only_assignment(plan.attempt()).not_before == datetime(2026, 11, 27, tzinfo=UTC)
 
 
 def test_resume_of_an_active_plan_does_nothing() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 from hypothesis import HealthCheck, given, settings
@@ -185,7 +186,7 @@ def test_levels_stay_on_the_ladder_and_never_rise_more_than_one_at_a_time(
     for event in issued:
         assert 1 <= event.assignment.level <= 10 and 1 <= event.plan_level <= 10
         assert event.assignment.level <= event.plan_level
-    for before, after in zip(issued, issued[1:], strict=False):
+    for before, after in pairwise(issued):
         assert after.assignment.level <= before.assignment.level + 1
         assert after.plan_level <= before.plan_level + 1
     assert all(1 <= state.level <= 10 for state in run.states)

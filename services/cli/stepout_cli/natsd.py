@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -29,10 +30,27 @@ def nats_server_binary() -> str:
     return found
 
 
+async def _quiet(_error: Exception) -> None:
+    """A probe's failures are its answer, not something to log."""
+
+
+def _port_open(url: str, timeout: float) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 4222), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
 async def answers(url: str, options: dict[str, object] | None = None, timeout: float = 1.5) -> bool:
-    """True when a NATS server answers at `url`."""
+    """True when a NATS server answers at `url` (with these connect options)."""
+    if not _port_open(url, timeout):
+        return False
     connect = dict(options or {})
-    connect.update(servers=[url], connect_timeout=timeout, allow_reconnect=False, max_reconnect_attempts=0)
+    connect.update(
+        servers=[url], connect_timeout=timeout, allow_reconnect=False, max_reconnect_attempts=0, error_cb=_quiet
+    )
     try:
         nc = await asyncio.wait_for(nats.connect(**connect), timeout=timeout + 1)
     except Exception:  # noqa: BLE001 - any failure means it does not answer

@@ -76,10 +76,9 @@ def command_for(item: Inbound) -> Any:
             severity=Severity(data.severity),
             raised_at=data.raised_at,
             escalate=data.escalate,
-            at=data.raised_at,
         )
     if isinstance(data, outputs.OverloadCleared):
-        return planning.ObserveClearing(warning_id=data.warning_id, cleared_at=data.cleared_at, by=data.by, at=data.cleared_at)
+        return planning.ObserveClearing(warning_id=data.warning_id, cleared_at=data.cleared_at, by=data.by)
     raise TypeError(f"no command for {type(data).__name__}")
 
 
