@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -142,7 +142,7 @@ class BatchApplication(Application[UUID]):
 
     # Read model -------------------------------------------------------------------------------
 
-    def project(self) -> int:
+    def project(self, progress: Callable[[int], None] | None = None) -> int:
         """Bring the read model up to date; its rows and position commit together."""
         position = self.views.position(self.projection)
         done = 0
@@ -154,6 +154,8 @@ class BatchApplication(Application[UUID]):
             position = page[-1].id
             self.views.commit(self.projection, position, rows)
             done += len(page)
+            if progress is not None:
+                progress(position)
         self.metrics.projection_lag.labels(self.projection).set(0)
         return done
 

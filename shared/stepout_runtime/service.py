@@ -60,6 +60,7 @@ class ServiceParts:
     store_ready: Callable[[], Awaitable[None]]
     executor: ThreadPoolExecutor
     on_stop: list[Callable[[], None]] = field(default_factory=list)
+    refresh_gauges: Callable[[], Awaitable[None]] | None = None  # called every few seconds
 
 
 async def answer_query(answer: QueryAnswer, body: bytes) -> dict[str, Any]:
@@ -171,6 +172,11 @@ class Service:
             for loop_ in self.loops:
                 try:
                     await loop_.report_pending()
+                except Exception:  # noqa: BLE001 - a missed gauge refresh is harmless
+                    pass
+            if self.parts.refresh_gauges is not None:
+                try:
+                    await self.parts.refresh_gauges()
                 except Exception:  # noqa: BLE001 - a missed gauge refresh is harmless
                     pass
             await asyncio.sleep(2.0)

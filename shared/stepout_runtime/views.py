@@ -92,6 +92,18 @@ class ViewStore:
             ).fetchall()
         return [(k, json.loads(b)) for k, b in rows]
 
+    def count_with(self, view: str, field: str) -> int:
+        """How many rows of `view` have a non-null top-level JSON `field`."""
+        if self.where.kind == "sqlite":
+            sql = "SELECT COUNT(*) FROM view_rows WHERE view = ? AND json_extract(body, ?) IS NOT NULL"
+            args: tuple[str, ...] = (view, f"$.{field}")
+        else:
+            sql = "SELECT COUNT(*) FROM view_rows WHERE view = %s AND (body::jsonb -> %s) <> 'null'::jsonb"
+            args = (view, field)
+        with self._lock:
+            row = self._conn.execute(sql, args).fetchone()
+        return int(row[0])
+
     def commit(self, name: str, position: int, rows: Mapping[tuple[str, str], Mapping[str, Any]]) -> None:
         """Write `rows` ((view, key) -> body) and move `name` to `position`, in one transaction."""
         payload = [(view, key, json.dumps(body, separators=(",", ":"))) for (view, key), body in rows.items()]

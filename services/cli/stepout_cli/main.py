@@ -24,6 +24,10 @@ def parser() -> argparse.ArgumentParser:
     simulate.add_argument("--days", type=int, required=True)
     simulate.add_argument("--seed", type=int, default=1)
     simulate.add_argument("--json", action="store_true", help="print the summary as JSON")
+    projections = commands.add_parser("projections", help="read models")
+    projection_commands = projections.add_subparsers(dest="action", required=True)
+    rebuild = projection_commands.add_parser("rebuild", help="rebuild the read models from the event stores")
+    rebuild.add_argument("--verify", action="store_true", help="rebuild aside and compare with the live read models")
     return top
 
 
@@ -52,6 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         from .simulate import simulate
 
         return simulate(settings, args.participants, args.days, args.seed, as_json=args.json)
+    if args.command == "projections":
+        from .projections import rebuild
+
+        return rebuild(settings, verify=args.verify)
     return 2
 
 

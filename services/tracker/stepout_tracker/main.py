@@ -70,6 +70,10 @@ def build(settings: Settings) -> tuple[ServiceParts, TrackerApplication]:
     async def store_ready() -> None:
         await in_reads(app.recorder.max_notification_id)
 
+    async def refresh_gauges() -> None:
+        overloaded = await in_reads(views.count_with, "progress", "active_warning")
+        metrics.participants_overloaded.set(overloaded)
+
     def relay(js: Any) -> OutboxRelay:
         return OutboxRelay(
             js=js,
@@ -94,6 +98,7 @@ def build(settings: Settings) -> tuple[ServiceParts, TrackerApplication]:
         store_ready=store_ready,
         executor=store,
         on_stop=[reads.shutdown, views.close, app.close],
+        refresh_gauges=refresh_gauges,
     )
     return parts, app
 

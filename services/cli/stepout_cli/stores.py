@@ -1,0 +1,47 @@
+"""Opening both services' event stores from the command line, without NATS."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from collections.abc import Iterator
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from stepout_contract.settings import Settings
+from stepout_contract.subjects import Subjects
+from stepout_domain.catalog import load_catalog
+from stepout_domain.ruleset import load_ruleset
+from stepout_planner.application import PlannerApplication
+from stepout_runtime.metrics import PlannerMetrics, TrackerMetrics
+from stepout_runtime.store import StoreLocation, eventsourcing_env, location
+from stepout_runtime.views import ViewStore
+from stepout_tracker.application import TrackerApplication
+
+SERVICES = ("tracker", "planner")
+
+
+@contextmanager
+def open_app(
+    settings: Settings, service: str, views_at: Path | None = None
+) -> Iterator[TrackerApplication | PlannerApplication]:
+    """The service's application on its store; its read models at `views_at` (a SQLite file) if given."""
+    where = location(settings, service)
+    views = ViewStore(StoreLocation("sqlite", sqlite_path=views_at) if views_at else where)
+    common = {
+        "rules": load_ruleset(settings.ruleset),
+        "catalog": load_catalog(settings.catalog),
+        "views": views,
+        "subjects": Subjects(settings.subject_prefix),
+    }
+    env = eventsourcing_env(settings, where)
+    app: TrackerApplication | PlannerApplication
+    if service == "tracker":
+        app = TrackerApplication(env, metrics=TrackerMetrics(CollectorRegistry()), **common)  # type: ignore[arg-type]
+    else:
+        app = PlannerApplication(env, metrics=PlannerMetrics(CollectorRegistry()), **common)  # type: ignore[arg-type]
+    try:
+        yield app
+    finally:
+        app.close()
+        views.close()
