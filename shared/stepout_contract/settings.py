@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     # Ingest tuning (additive): batch size of the pull consumer and its redelivery bound.
     batch_size: int = Field(500, ge=1, le=5000)
     max_deliver: int = Field(20, ge=2)
+    # Seconds JetStream waits for an ack before redelivering (a crashed consumer's messages come back then).
+    ack_wait_seconds: float = Field(30.0, ge=1.0, le=3600.0)
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import ssl
 from typing import Any
+
+from nats import errors
+from nats.aio.client import Client
 
 from stepout_contract.settings import Settings
 
@@ -22,14 +28,33 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
+log = logging.getLogger("stepout.nats")
+
+
+async def _on_error(error: Exception) -> None:
+    # nats-py reports every failed reconnect; one line each, no traceback.
+    log.warning("nats error", extra={"error": repr(error)})
+
+
+async def _on_disconnected() -> None:
+    log.warning("nats disconnected, reconnecting")
+
+
+async def _on_reconnected() -> None:
+    log.info("nats reconnected")
+
+
 def connect_options(settings: Settings, name: str) -> dict[str, Any]:
     """Keyword arguments for `nats.connect` (also used by the command line and the tests)."""
     options: dict[str, Any] = {
         "servers": [url.strip() for url in settings.nats_url.split(",")],
         "name": name,
         "max_reconnect_attempts": -1,
-        "reconnect_time_wait": 1,
+        "reconnect_time_wait": 0.5,
         "connect_timeout": 2,
+        "error_cb": _on_error,
+        "disconnected_cb": _on_disconnected,
+        "reconnected_cb": _on_reconnected,
     }
     if settings.nats_user:
         options["user"] = settings.nats_user
@@ -63,3 +88,59 @@ def broker_options(settings: Settings, name: str) -> dict[str, Any]:
         security = NatsSecurity(ssl_context=context)
     options["security"] = security
     return options
+
+
+class NatsRefusedError(Exception):
+    """A NATS server answered but refused our credentials or certificates: no retry can help."""
+
+
+def _is_refusal(error: Exception) -> bool:
+    if isinstance(error, errors.AuthorizationError | ssl.SSLCertVerificationError):
+        return True
+    text = str(error).lower()
+    return "authorization violation" in text or "authentication expired" in text
+
+
+def _refused_setting(settings: Settings, error: Exception) -> str:
+    """The setting to look at when a server refuses us (CONTRACT §9 names)."""
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return "STEPOUT_NATS_TLS_CA"
+    if settings.nats_user:
+        return "STEPOUT_NATS_USER/STEPOUT_NATS_PASSWORD"
+    if settings.nats_token:
+        return "STEPOUT_NATS_TOKEN"
+    if settings.nats_creds:
+        return "STEPOUT_NATS_CREDS"
+    return "STEPOUT_NATS_USER"  # the server wants credentials and none are set
+
+
+async def connect(settings: Settings, name: str) -> Client:
+    """Connect with `connect_options`: wait as long as it takes for a server that does not answer
+    yet, but raise `NatsRefusedError` at once when one refuses the credentials or the certificate."""
+    options = connect_options(settings, name)
+    report = options["error_cb"]
+    refused: asyncio.Future[Exception] = asyncio.get_running_loop().create_future()
+    connected = False
+
+    async def on_error(error: Exception) -> None:
+        await report(error)
+        if not connected and _is_refusal(error) and not refused.done():
+            refused.set_result(error)
+
+    client = Client()
+    connecting = asyncio.ensure_future(client.connect(**{**options, "error_cb": on_error}))
+    await asyncio.wait({connecting, refused}, return_when=asyncio.FIRST_COMPLETED)
+    if connecting.done():
+        refused.cancel()
+        await connecting
+        connected = True
+        return client
+    connecting.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await connecting
+    with contextlib.suppress(Exception):
+        await client.close()
+    error = refused.result()
+    setting = _refused_setting(settings, error)
+    log.error("NATS refused the connection", extra={"setting": setting, "error": str(error)})
+    raise NatsRefusedError(f"{setting}: the NATS server at {settings.nats_url} refused them: {error}")

@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import nats
 from faststream.nats import NatsBroker
 from faststream.nats.annotations import NatsMessage
 from nats.aio.client import Client
@@ -24,7 +23,7 @@ from prometheus_client import CollectorRegistry
 from stepout_contract.settings import Settings
 from stepout_contract.subjects import Subjects
 
-from .connection import connect_options
+from .connection import connect
 from .http import HttpApp, bound_port, make_server
 from .ingest import BatchHandler, IngestLoop
 from .metrics import CommonMetrics
@@ -106,9 +105,9 @@ class Service:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_stop)
 
-        self.nc = await nats.connect(**connect_options(self.settings, f"stepout-{parts.name}"))
+        self.nc = await connect(self.settings, f"stepout-{parts.name}")
         js = self.nc.jetstream()
-        await ensure_topology(js, self.subjects, self.settings.max_deliver)
+        await ensure_topology(js, self.subjects, self.settings.max_deliver, self.settings.ack_wait_seconds)
 
         # Queries: FastStream subscribers on core NATS, one queue group per service.
         self.broker = NatsBroker(**_broker_auth(self.settings, parts.name))

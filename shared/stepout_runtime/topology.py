@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 DUPLICATE_WINDOW_S = 120.0
 OUT_MAX_AGE_S = 30 * 24 * 3600.0
 DLQ_MAX_AGE_S = 90 * 24 * 3600.0
-ACK_WAIT_S = 60.0
+ACK_WAIT_S = 30.0
 MAX_ACK_PENDING = 20_000
 
 
@@ -70,7 +70,9 @@ def stream_configs(subjects: Subjects) -> list[StreamConfig]:
     ]
 
 
-async def ensure_topology(js: JetStreamContext, subjects: Subjects, max_deliver: int) -> None:
+async def ensure_topology(
+    js: JetStreamContext, subjects: Subjects, max_deliver: int, ack_wait: float = ACK_WAIT_S
+) -> None:
     """Create or update every stream and durable consumer; safe to run from any number of processes."""
     for config in stream_configs(subjects):
         try:
@@ -86,7 +88,7 @@ async def ensure_topology(js: JetStreamContext, subjects: Subjects, max_deliver:
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
             filter_subjects=list(consumer.filter_subjects),
-            ack_wait=ACK_WAIT_S,
+            ack_wait=ack_wait,
             max_deliver=max_deliver,
             max_ack_pending=MAX_ACK_PENDING,
             max_waiting=512,

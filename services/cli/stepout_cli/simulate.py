@@ -1,0 +1,421 @@
+"""`stepout simulate`: drive a synthetic cohort through a running system over NATS, as a platform would.
+
+Each participant (`simulate_personas.Script`) enrols, then walks its days from `--days`
+ago up to now: every attempt answers the latest `challenge.assigned` it received, and
+the next attempt waits for the planner's next assignment. Simulated time only moves
+forward and never passes the moment the run started, so no `occurred_at` is ever in
+the future. Outputs are read with core NATS subscriptions opened before anything is
+published. At the end the run compares the warnings stepout raised with the overload
+episodes the simulator injected, and prints a summary.
+
+`not_before` is honoured relative to the planner's clock for the participant: the
+planner records an enrolment at the moment it receives it, so when that is later than
+the simulated enrolment (a cohort back-dated `--days` into the past), the difference
+(`lead`) is taken off every `not_before` before comparing it with simulated time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import statistics
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import nats
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.errors import Error as NatsError
+
+from stepout_contract.envelope import CONTENT_TYPE, encode, make_event, rfc3339
+from stepout_contract.settings import Settings
+from stepout_contract.subjects import Subjects
+from stepout_runtime.connection import connect_options
+
+from .simulate_personas import STEADY, Script, assign_personas
+
+SOURCE = "urn:stepout:simulate"
+COACH_ID = "sim-coach"
+FIRST_ANSWER_S = 15.0
+REPLY_TIMEOUT_S = 30.0
+CONCURRENCY = 100
+SETTLE_S = 1.0  # after the last participant, for outputs still on their way
+
+
+class NoAnswer(Exception):
+    """The system cannot be simulated against; the message is one line."""
+
+
+class _CrisisPause:
+    """The plan paused with no end: only a coach's review resumes it."""
+
+
+CRISIS_PAUSE = _CrisisPause()
+
+
+@dataclass
+class Participant:
+    """A script and everything the run saw of its participant."""
+
+    script: Script
+    inbox: asyncio.Queue[tuple[str, dict[str, Any]]] = field(default_factory=asyncio.Queue)
+    assignments: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    pauses: list[dict[str, Any]] = field(default_factory=list)
+    paused_until: datetime | None = None
+    lead: timedelta = timedelta(0)
+    reviews: int = 0
+    stalled: str | None = None  # what the participant waited for in vain
+
+
+@dataclass
+class SimulationResult:
+    summary: dict[str, Any]
+    published: list[tuple[str, str, str, str | None]]  # (type, user_id, event id, attempt_id)
+
+
+def _time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+class Simulation:
+    def __init__(self, nc: Client, subjects: Subjects, scripts: list[Script], end: datetime, reply_timeout: float):
+        self.nc = nc
+        self.js = nc.jetstream()
+        self.subjects = subjects
+        self.end = end
+        self.reply_timeout = reply_timeout
+        self.cohort = {s.user_id: Participant(s) for s in scripts}
+        self.published: list[tuple[str, str, str, str | None]] = []
+        self.clearings: Counter[str] = Counter()
+        self.dead_letters: Counter[str] = Counter()
+
+    async def subscribe(self) -> None:
+        for family, name in (("challenge", "assigned"), ("plan", "paused"), ("progress", "updated")):
+            await self.nc.subscribe(self.subjects.all_of(family, name), cb=self._on_output)
+        await self.nc.subscribe(f"{self.subjects.prefix}.overload.>", cb=self._on_output)
+        await self.nc.subscribe(f"{self.subjects.prefix}.deadletter.>", cb=self._on_dead_letter)
+        await self.nc.flush()
+
+    async def _on_output(self, msg: Msg) -> None:
+        participant = self.cohort.get(self.subjects.user_of(msg.subject) or "")
+        if participant is None:
+            return  # someone else's participant
+        data = json.loads(msg.data)["data"]
+        kind = msg.subject[len(self.subjects.prefix) + 1 :].rsplit(".", 1)[0]
+        if kind == "overload.warning":
+            participant.warnings.append(data)
+        elif kind == "overload.cleared":
+            self.clearings[data["by"]] += 1
+        elif kind == "challenge.assigned":
+            participant.assignments.append(data)
+            participant.inbox.put_nowait(("assigned", data))
+        elif kind == "plan.paused":
+            participant.pauses.append(data)
+            participant.inbox.put_nowait(("paused", data))
+
+    async def _on_dead_letter(self, msg: Msg) -> None:
+        headers = msg.headers or {}
+        if self.subjects.user_of(headers.get("Stepout-Original-Subject", "")) in self.cohort:
+            self.dead_letters[headers.get("Stepout-Reason", "unknown")] += 1
+
+    async def publish(self, kind: str, script: Script, data: dict[str, Any], at: datetime) -> None:
+        family, name = kind.split(".")
+        event_id = script.new_id()
+        wire = {k: rfc3339(v) if isinstance(v, datetime) else v for k, v in data.items()}
+        event = make_event(
+            event_id=event_id, source=SOURCE, type_=f"stepout.{kind}.v1", user_id=script.user_id, time=at, data=wire
+        )
+        headers = {"Nats-Msg-Id": event_id, "Content-Type": CONTENT_TYPE}
+        for attempt in range(3):  # the same Nats-Msg-Id: a retry after a lost ack is not a second message
+            try:
+                await self.js.publish(self.subjects.event(family, name, script.user_id), encode(event), headers=headers)
+                break
+            except (NatsError, TimeoutError):
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(1.0)
+        self.published.append((kind, script.user_id, event_id, wire.get("attempt_id")))
+
+    async def next_assignment(self, p: Participant, timeout: float) -> dict[str, Any] | _CrisisPause | None:
+        """The next assignment not seen before, or a crisis pause; None when nothing came in time."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                kind, data = await asyncio.wait_for(p.inbox.get(), timeout=max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                return None
+            if kind == "assigned":
+                return data
+            if data["until"] is None:
+                return CRISIS_PAUSE
+            until = _time(data["until"])
+            p.paused_until = until if p.paused_until is None else max(p.paused_until, until)
+
+    async def drive(self, p: Participant, first: asyncio.Future[bool] | None = None) -> None:
+        """Enrol, then attempt whatever is assigned until simulated time reaches the end of the run."""
+        s = p.script
+        await self.publish("participant.enrolled", s, s.enrolment(), s.enrolled_at)
+        reply = await self.next_assignment(p, FIRST_ANSWER_S if first else self.reply_timeout)
+        if first is not None:
+            first.set_result(isinstance(reply, dict))
+        if not isinstance(reply, dict):
+            p.stalled = "first assignment"
+            return
+        assignment = reply
+        p.lead = max(timedelta(0), _time(assignment["not_before"]) - s.enrolled_at)
+        clock = s.enrolled_at
+        while True:
+            earliest = max(clock + timedelta(minutes=1), _time(assignment["not_before"]) - p.lead)
+            if p.paused_until is not None:
+                earliest = max(earliest, p.paused_until)
+            planned = s.next_attempt(earliest) if earliest <= self.end else None
+            if planned is None or planned.at > self.end:
+                return
+            await self.publish("attempt.logged", s, s.attempt(planned, assignment), planned.at)
+            clock = planned.at
+            reply = await self.next_assignment(p, self.reply_timeout)
+            if reply is CRISIS_PAUSE:
+                clock += s.review_delay()
+                if clock > self.end:
+                    return
+                await self.publish("participant.reviewed", s, {"user_id": s.user_id, "coach_id": COACH_ID}, clock)
+                p.reviews += 1
+                reply = await self.next_assignment(p, self.reply_timeout)
+            if not isinstance(reply, dict):
+                p.stalled = "next assignment"
+                return
+            assignment = reply
+
+
+async def run_simulation(
+    settings: Settings,
+    participants: int,
+    days: int,
+    seed: int,
+    *,
+    now: datetime | None = None,
+    concurrency: int = CONCURRENCY,
+    reply_timeout: float = REPLY_TIMEOUT_S,
+) -> SimulationResult:
+    """Run the whole simulation; raises `NoAnswer` when the system does not answer at all."""
+    started = time.monotonic()
+    end = (now or datetime.now(UTC)).replace(microsecond=0)
+    personas = assign_personas(participants, random.Random(seed))
+    scripts = [Script(i, seed, persona, days, end) for i, persona in enumerate(personas)]
+    subjects = Subjects(settings.subject_prefix)
+    try:
+        nc = await nats.connect(**connect_options(settings, "stepout-simulate"), allow_reconnect=False)
+    except (NatsError, OSError, TimeoutError) as exc:
+        raise NoAnswer(f"cannot connect to NATS at {settings.nats_url}: {exc or type(exc).__name__}") from None
+    try:
+        sim = Simulation(nc, subjects, scripts, end, reply_timeout)
+        await sim.subscribe()
+        await _check_fresh(nc, subjects, scripts[0], seed)
+        gate = asyncio.Semaphore(concurrency)
+
+        async def one(p: Participant, first: asyncio.Future[bool] | None = None) -> None:
+            async with gate:
+                await sim.drive(p, first)
+
+        everyone = list(sim.cohort.values())
+        first: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        tasks = [asyncio.create_task(one(everyone[0], first))]
+        if not await first:
+            await asyncio.gather(*tasks)
+            raise NoAnswer(f"no challenge.assigned for the first enrolment within {FIRST_ANSWER_S:.0f} s")
+        tasks += [asyncio.create_task(one(p)) for p in everyone[1:]]
+        await asyncio.gather(*tasks)
+        await asyncio.sleep(SETTLE_S)
+    finally:
+        await nc.close()
+    summary = summarise(sim, participants=participants, days=days, seed=seed, wall=time.monotonic() - started)
+    return SimulationResult(summary, sim.published)
+
+
+async def _check_fresh(nc: Client, subjects: Subjects, script: Script, seed: int) -> None:
+    """The planner answers, and does not know this seed's participants yet (their ids would be replays)."""
+    request = json.dumps({"user_id": script.user_id}).encode()
+    try:
+        reply = json.loads((await nc.request(subjects.query("plan"), request, timeout=5)).data)
+    except (NatsError, TimeoutError):
+        raise NoAnswer(f"no planner answered {subjects.query('plan')} within 5 s") from None
+    if "error" not in reply:
+        raise NoAnswer(f"participant {script.user_id} already exists: seed {seed} ran here before; use another seed")
+
+
+def simulate(settings: Settings, participants: int, days: int, seed: int, *, as_json: bool = False) -> int:
+    """The `stepout simulate` command: 0 done, 1 the system did not answer, 2 usage error."""
+    if participants < 1 or days < 1:
+        print("stepout simulate: --participants and --days must be at least 1", file=sys.stderr)
+        return 2
+    try:
+        result = asyncio.run(run_simulation(settings, participants, days, seed))
+    except NoAnswer as exc:
+        print(f"stepout simulate: {exc}", file=sys.stderr)
+        return 1
+    if as_json:
+        print(json.dumps(result.summary, indent=2))
+    else:
+        render(result.summary)
+    return 0
+
+
+# -- the summary --------------------------------------------------------------------------------
+
+
+def summarise(sim: Simulation, *, participants: int, days: int, seed: int, wall: float) -> dict[str, Any]:
+    """What the run did and what stepout answered, as JSON-ready data."""
+    cohort = list(sim.cohort.values())
+    personas: dict[str, dict[str, Any]] = {}
+    for name in dict.fromkeys(p.script.persona.name for p in sorted(cohort, key=_persona_order)):
+        group = [p for p in cohort if p.script.persona.name == name]
+        ends = [p.script.attempts[-1].level if p.script.attempts else p.script.starting_level for p in group]
+        personas[name] = {
+            "participants": len(group),
+            "attempts": sum(len(p.script.attempts) for p in group),
+            "level_start_mean": round(statistics.mean(p.script.starting_level for p in group), 2),
+            "level_end_mean": round(statistics.mean(ends), 2),
+            "level_max": max(max((a.level for a in p.script.attempts), default=p.script.starting_level) for p in group),
+            "warned": sum(1 for p in group if p.warnings),
+            "stalls": sum(1 for p in group if p.stalled),
+        }
+    warnings = [w for p in cohort for w in p.warnings]
+    episodes = [(p, p.script.episode) for p in cohort if p.script.episode is not None]
+    caught = [(p, e) for p, e in episodes if _caught(p)]
+    steady = [p for p in cohort if p.script.persona.name == STEADY]
+    steady_warned = [p for p in steady if p.warnings]
+    leads = [p.lead for p in cohort if p.lead > timedelta(hours=1)]
+    attempts = sum(len(p.script.attempts) for p in cohort)
+    return {
+        "participants": participants,
+        "days": days,
+        "seed": seed,
+        "personas": personas,
+        "attempts": attempts,
+        "attempts_by_outcome": _counts(a.outcome for p in cohort for a in p.script.attempts),
+        "assignments_by_reason": _counts(a["reason"] for p in cohort for a in p.assignments),
+        "warnings": {
+            "total": len(warnings),
+            "by_severity": _counts(w["severity"] for w in warnings),
+            "by_rule": _counts(r["rule"] for w in warnings for r in w["rules"]),
+        },
+        "escalations": sum(1 for w in warnings if w["escalate"]),
+        "participants_escalated": sum(1 for p in cohort if any(w["escalate"] for w in p.warnings)),
+        "clearings": dict(sorted(sim.clearings.items())),
+        "pauses_by_reason": _counts(pause["reason"] for p in cohort for pause in p.pauses),
+        "reviews_sent": sum(p.reviews for p in cohort),
+        "dead_letters": dict(sorted(sim.dead_letters.items())),
+        "stalls": sum(1 for p in cohort if p.stalled),
+        "stalled": [f"{p.script.user_id} ({p.stalled})" for p in cohort if p.stalled][:10],
+        "episodes": {
+            "injected": len(episodes),
+            "caught": len(caught),
+            "rate": _rate(len(caught), len(episodes)),
+            "by_rule": {
+                rule: {
+                    "injected": sum(1 for _, e in episodes if e.rule == rule),
+                    "caught": sum(1 for _, e in caught if e.rule == rule),
+                }
+                for rule in sorted({e.rule for _, e in episodes})
+            },
+            "missed": [p.script.user_id for p, _ in episodes if not _caught(p)][:10],
+        },
+        "steady_warned": {
+            "warned": len(steady_warned),
+            "participants": len(steady),
+            "rate": _rate(len(steady_warned), len(steady)),
+        },
+        "planner_clock_lead": {
+            "participants": len(leads),
+            "median_hours": round(statistics.median(d.total_seconds() for d in leads) / 3600, 1) if leads else 0.0,
+        },
+        "wall_seconds": round(wall, 1),
+        "attempts_per_second": round(attempts / wall, 1) if wall > 0 else 0.0,
+    }
+
+
+def _caught(p: Participant) -> bool:
+    """A warning whose evidence names the onset attempt, or raised by the onset attempt or the next one."""
+    episode = p.script.episode
+    if episode is None:
+        return False
+    following = p.script.attempt_after(episode.onset_index)
+    raisers = {episode.onset_at} | ({following.at} if following else set())
+    return any(episode.onset_id in w["evidence"] or _time(w["raised_at"]) in raisers for w in p.warnings)
+
+
+def _persona_order(p: Participant) -> int:
+    from .simulate_personas import PERSONAS
+
+    return PERSONAS.index(p.script.persona)
+
+
+def _counts(values: Any) -> dict[str, int]:
+    return dict(sorted(Counter(values).items()))
+
+
+def _rate(part: int, whole: int) -> float:
+    return round(100 * part / whole, 1) if whole else 0.0
+
+
+def render(summary: dict[str, Any]) -> None:
+    """The summary as `rich` tables and the detection figures."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    s = summary
+    cohort = Table(title=f"stepout simulate: {s['participants']} participants, {s['days']} days, seed {s['seed']}")
+    for column in ("persona", "participants", "attempts", "level start -> end (mean)", "max level", "warned", "stalls"):
+        cohort.add_column(column, justify="left" if column == "persona" else "right")
+    for name, row in s["personas"].items():
+        cohort.add_row(
+            name,
+            str(row["participants"]),
+            str(row["attempts"]),
+            f"{row['level_start_mean']:.1f} -> {row['level_end_mean']:.1f}",
+            str(row["level_max"]),
+            str(row["warned"]),
+            str(row["stalls"]),
+        )
+    console.print(cohort)
+
+    answers = Table(title="what stepout answered", show_header=False)
+    answers.add_column("what")
+    answers.add_column("counts")
+
+    def line(values: dict[str, int]) -> str:
+        return ", ".join(f"{k} {v}" for k, v in values.items()) or "none"
+
+    answers.add_row("attempts by outcome", line(s["attempts_by_outcome"]))
+    answers.add_row("assignments by reason", line(s["assignments_by_reason"]))
+    answers.add_row("warnings by severity", f"{s['warnings']['total']}: {line(s['warnings']['by_severity'])}")
+    answers.add_row("warnings by rule", line(s["warnings"]["by_rule"]))
+    answers.add_row("escalations", f"{s['escalations']} warnings, {s['participants_escalated']} participants")
+    answers.add_row("warnings cleared by", line(s["clearings"]))
+    answers.add_row("pauses by reason", line(s["pauses_by_reason"]))
+    answers.add_row("reviews sent", str(s["reviews_sent"]))
+    answers.add_row("dead letters", line(s["dead_letters"]))
+    answers.add_row("stalls", f"{s['stalls']}" + (f": {', '.join(s['stalled'])}" if s["stalled"] else ""))
+    console.print(answers)
+
+    e, w = s["episodes"], s["steady_warned"]
+    console.print(f"episodes caught within one attempt of onset: {e['caught']}/{e['injected']} ({e['rate']}%)")
+    for rule, row in e["by_rule"].items():
+        console.print(f"  {rule}: {row['caught']}/{row['injected']}")
+    if e["missed"]:
+        console.print(f"  missed: {', '.join(e['missed'])}")
+    console.print(f"steady participants ever warned: {w['warned']}/{w['participants']} ({w['rate']}%)")
+    lead = s["planner_clock_lead"]
+    if lead["participants"]:
+        console.print(
+            f"note: for {lead['participants']} participants the planner's clock ran ahead of simulated time "
+            f"(median {lead['median_hours']} h): it dated their enrolment when it received it"
+        )
+    console.print(f"wall time: {s['wall_seconds']} s ({s['attempts_per_second']} attempts/s)")

@@ -1,0 +1,295 @@
+"""The deployment files agree with the code: what they query is exported, what they run exists."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shlex
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from stepout_cli.main import parser as stepout_parser
+from stepout_contract.settings import Settings
+from support import ROOT, Platform, System
+
+DEPLOY = ROOT / "deploy"
+ALERTS = DEPLOY / "prometheus" / "alerts.yml"
+DASHBOARDS = sorted((DEPLOY / "grafana" / "dashboards").glob("*.json"))
+PROMETHEUS_CONFIGS = [DEPLOY / "prometheus" / "prometheus.yml", DEPLOY / "prometheus" / "prometheus.local.yml"]
+
+# Series Prometheus itself writes for every target.
+SCRAPE_SERIES = {"up", "scrape_duration_seconds", "scrape_samples_scraped", "scrape_series_added",
+                 "scrape_samples_post_metric_relabeling"}
+PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless",
+                "offset", "bool", "inf", "nan", "atan2"}
+SUFFIXES = {"counter": ("_total", "_created"), "histogram": ("_bucket", "_count", "_sum", "_created"),
+            "summary": ("", "_count", "_sum", "_created"), "gauge": ("",), "unknown": ("",), "info": ("_info",)}
+
+
+def promql_metric_names(expr: str) -> set[str]:
+    """The metric names a PromQL expression selects (all our expressions select by name)."""
+    text = re.sub(r'"(?:\\.|[^"\\])*"|\'(?:\\.|[^\'\\])*\'|`[^`]*`', '""', expr)  # strings
+    text = re.sub(r"\{[^}]*\}", " ", text)  # label matchers
+    text = re.sub(r"\[[^\]]*\]", " ", text)  # ranges, subqueries, Grafana's $__rate_interval
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)  # label lists
+    names = set()
+    for match in re.finditer(r"(?<![\w.$:])[A-Za-z_:][A-Za-z0-9_:]*+(?!\s*\()", text):
+        if match.group() not in PROMQL_WORDS and not re.fullmatch(r"\d+[smhdwy]", match.group()):
+            names.add(match.group())
+    return names
+
+
+def alert_expressions() -> dict[str, str]:
+    rules = yaml.safe_load(ALERTS.read_text())
+    return {rule["alert"]: rule["expr"] for group in rules["groups"] for rule in group["rules"] if "alert" in rule}
+
+
+def dashboard_expressions() -> dict[str, str]:
+    found = {}
+    for path in DASHBOARDS:
+        for panel in json.loads(path.read_text())["panels"]:
+            for target in panel.get("targets", []):
+                found[f"{path.name}: {panel['title']} ({target['refId']})"] = target["expr"]
+    return found
+
+
+def queried_metrics() -> dict[str, set[str]]:
+    """Metric name -> where it is queried (alerts and dashboard panels)."""
+    where: dict[str, set[str]] = {}
+    for place, expr in {**alert_expressions(), **dashboard_expressions()}.items():
+        for name in promql_metric_names(expr):
+            where.setdefault(name, set()).add(place)
+    return where
+
+
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())  # type: ignore[no-any-return]
+
+
+def stepout_services() -> Iterator[tuple[str, dict[str, Any]]]:
+    """Compose services that run the image of our Dockerfile."""
+    for name, service in compose()["services"].items():
+        if "build" in service:
+            yield name, service
+
+
+def dockerfile_instruction(name: str) -> list[str]:
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        if line.startswith(f"{name} "):
+            return json.loads(line.removeprefix(f"{name} "))  # type: ignore[no-any-return]
+    raise AssertionError(f"the Dockerfile has no {name}")
+
+
+def scrape(base_url: str) -> tuple[set[str], dict[tuple[str, frozenset[tuple[str, str]]], float]]:
+    """Series names a target exports (declared families included, even without a sample yet) and its samples."""
+    names: set[str] = set()
+    samples = {}
+    for family in text_string_to_metric_families(httpx.get(f"{base_url}/metrics", timeout=5).text):
+        names.update(family.name + suffix for suffix in SUFFIXES.get(family.type, ("",)))
+        for sample in family.samples:
+            names.add(sample.name)
+            samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return names, samples
+
+
+def total(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: str, **labels: str) -> float:
+    return sum(
+        value for (found, found_labels), value in samples.items()
+        if found == name and set(labels.items()) <= found_labels
+    )
+
+
+async def enrol_and_attempt(platform: Platform) -> None:
+    await platform.enrol("u-ops")
+    await platform.wait_for("challenge.assigned", "u-ops")
+    await platform.attempt("u-ops", outcome="rejected")
+    await platform.wait_for("progress.updated", "u-ops")
+    await platform.wait_for("challenge.assigned", "u-ops", count=2)
+
+
+# --- what the files query ---------------------------------------------------------------------------
+
+
+def test_metric_names_are_read_from_promql_with_labels_ranges_and_grouping_left_out() -> None:
+    expr = (
+        'sum by (service, reason) (rate(stepout_dead_letters_total{reason!="x"}[5m])) > 0 or '
+        "histogram_quantile(0.95, sum by (le) (rate(stepout_store_append_seconds_bucket[$__rate_interval]))) "
+        "and on (job) (up offset 10m) unless ignoring(le) stepout_a:b * 60 > 3 * (vector(0))"
+    )
+    assert promql_metric_names(expr) == {
+        "stepout_dead_letters_total", "stepout_store_append_seconds_bucket", "up", "stepout_a:b"
+    }
+
+
+def test_every_alert_and_panel_queries_a_metric() -> None:
+    expressions = {**alert_expressions(), **dashboard_expressions()}
+    assert len(alert_expressions()) >= 5 and len(dashboard_expressions()) >= 10
+    assert [place for place, expr in expressions.items() if not promql_metric_names(expr)] == []
+
+
+def test_every_alert_has_a_severity_a_summary_a_description_and_a_unit_test() -> None:
+    rules = [rule for group in yaml.safe_load(ALERTS.read_text())["groups"] for rule in group["rules"]]
+    for rule in rules:
+        assert rule["labels"]["severity"] in {"critical", "warning", "info"}, rule["alert"]
+        assert rule["annotations"]["summary"] and rule["annotations"]["description"], rule["alert"]
+    tests = yaml.safe_load((DEPLOY / "prometheus" / "alerts_test.yml").read_text())["tests"]
+    cases = [case for test in tests for case in test["alert_rule_test"]]
+    for rule in rules:
+        mine = [case for case in cases if case["alertname"] == rule["alert"]]
+        assert any(case["exp_alerts"] for case in mine), f"no test where {rule['alert']} fires"
+        assert any(not case["exp_alerts"] for case in mine), f"no test where {rule['alert']} stays silent"
+
+
+async def test_every_metric_the_alerts_and_dashboards_query_is_exported(platform: Platform, system: System) -> None:
+    assert system.planner is not None and system.tracker is not None
+    await enrol_and_attempt(platform)
+    exported = scrape(system.planner.base_url)[0] | scrape(system.tracker.base_url)[0] | SCRAPE_SERIES
+    missing = {name: sorted(places) for name, places in queried_metrics().items() if name not in exported}
+    assert missing == {}
+
+
+async def test_the_scraped_metrics_count_an_enrolment_and_an_attempt(platform: Platform, system: System) -> None:
+    assert system.planner is not None and system.tracker is not None
+    await enrol_and_attempt(platform)
+    expected = {
+        "tracker rejected": 1.0, "tracker accepted": 0.0, "tracker duplicates": 0.0, "planner enrolled": 1.0,
+    }
+    for _ in range(50):  # the outbox counts a publication just after it is acked
+        planner, tracker = scrape(system.planner.base_url)[1], scrape(system.tracker.base_url)[1]
+        seen = {
+            "tracker rejected": total(tracker, "stepout_attempts_logged_total", outcome="rejected"),
+            "tracker accepted": total(tracker, "stepout_attempts_logged_total", outcome="accepted"),
+            "tracker duplicates": total(tracker, "stepout_attempts_duplicate_total"),
+            "planner enrolled": total(planner, "stepout_participants_enrolled_total"),
+        }
+        positive = {
+            "planner assigned": total(planner, "stepout_challenges_assigned_total"),
+            "planner start assignments": total(planner, "stepout_challenges_assigned_total", reason="start"),
+            "planner published": total(planner, "stepout_events_published_total", service="planner"),
+            "tracker published": total(tracker, "stepout_events_published_total", service="tracker",
+                                       type="stepout.progress.updated.v1"),
+            "planner appends": total(planner, "stepout_store_append_seconds_count"),
+            "tracker appends": total(tracker, "stepout_store_append_seconds_count"),
+            "planner batches": total(planner, "stepout_ingest_batch_seconds_count", service="planner"),
+            "tracker batches": total(tracker, "stepout_ingest_batch_seconds_count", service="tracker"),
+        }
+        if seen == expected and all(positive.values()):
+            break
+        await asyncio.sleep(0.1)
+    assert seen == expected
+    assert {name: value for name, value in positive.items() if value <= 0} == {}
+    assert ("stepout_consumer_pending_messages", frozenset({("service", "tracker"), ("consumer", "tracker")})) in tracker
+    assert total(tracker, "stepout_dead_letters_total") == 0 and total(planner, "stepout_dead_letters_total") == 0
+
+
+# --- what the files run -----------------------------------------------------------------------------
+
+
+def test_the_image_runs_the_stepout_command_with_a_valid_default_subcommand() -> None:
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    [entrypoint] = dockerfile_instruction("ENTRYPOINT")
+    assert entrypoint in scripts
+    args = stepout_parser().parse_args(dockerfile_instruction("CMD"))
+    assert (args.command, args.which) == ("run", "tracker")
+
+
+def test_compose_runs_one_planner_and_two_trackers_with_valid_stepout_commands() -> None:
+    roles = []
+    for name, service in stepout_services():
+        args = stepout_parser().parse_args(service.get("command") or dockerfile_instruction("CMD"))
+        assert args.command == "run" and args.which in {"planner", "tracker"}, name
+        roles.append(args.which)
+    assert sorted(roles) == ["planner", "tracker", "tracker"]
+
+
+def test_compose_sets_only_known_settings_and_the_postgres_store() -> None:
+    for name, service in stepout_services():
+        env = service["environment"]
+        unknown = [key for key in env if key.startswith("STEPOUT_")
+                   and key.removeprefix("STEPOUT_").lower() not in Settings.model_fields]
+        assert unknown == [], name
+        assert env["STEPOUT_STORE"] == "postgres" and env["STEPOUT_POSTGRES_DSN"].startswith("postgresql://")
+        assert env["STEPOUT_HTTP_HOST"] == "0.0.0.0" and env["STEPOUT_NATS_URL"] == "nats://nats:4222"
+        assert env["STEPOUT_NATS_USER"] in {"planner", "tracker"} and env["STEPOUT_NATS_PASSWORD"].startswith("${")
+
+
+def service_port(service: dict[str, Any]) -> int:
+    args = stepout_parser().parse_args(service.get("command") or dockerfile_instruction("CMD"))
+    return int(service["environment"].get(f"STEPOUT_{args.which.upper()}_PORT")
+               or Settings.model_fields[f"{args.which}_port"].default)
+
+
+def test_compose_health_checks_and_published_ports_use_each_service_port() -> None:
+    for name, service in stepout_services():
+        port = service_port(service)
+        test = service["healthcheck"]["test"]
+        assert test[:3] == ["CMD", "python", "-c"], name
+        compile(test[3], f"{name} healthcheck", "exec")
+        assert f"http://127.0.0.1:{port}/readyz" in test[3], name
+        assert all(mapping.rsplit(":", 1)[-1] == str(port) for mapping in service.get("ports", [])), name
+    host_ports = [p.rsplit(":", 1)[0] for _, s in compose()["services"].items() for p in s.get("ports", [])]
+    assert len(host_ports) == len(set(host_ports)), "two services publish the same host port"
+
+
+def test_prometheus_in_compose_scrapes_every_service_on_its_port() -> None:
+    config = yaml.safe_load(PROMETHEUS_CONFIGS[0].read_text())
+    targets = {target for job in config["scrape_configs"] for static in job["static_configs"]
+               for target in static["targets"]}
+    expected = {f"{name}:{service_port(service)}" for name, service in stepout_services()}
+    assert targets == expected
+
+
+def test_every_prometheus_config_names_the_same_jobs_and_existing_rule_files() -> None:
+    jobs = []
+    for path in PROMETHEUS_CONFIGS:
+        config = yaml.safe_load(path.read_text())
+        jobs.append(sorted(job["job_name"] for job in config["scrape_configs"]))
+        assert all((path.parent / rule_file).is_file() for rule_file in config["rule_files"]), path
+    assert jobs[0] == jobs[1] == ["stepout-planner", "stepout-tracker"]
+
+
+def test_compose_mounts_files_that_exist() -> None:
+    for name, service in compose()["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("./"):
+                assert (ROOT / source).exists(), f"{name} mounts {source}, which does not exist"
+
+
+def test_grafana_loads_the_dashboards_from_where_compose_mounts_them() -> None:
+    grafana = compose()["services"]["grafana"]
+    mounts = dict(volume.split(":")[:2] for volume in grafana["volumes"] if volume.startswith("./"))
+    provider = yaml.safe_load((DEPLOY / "grafana/provisioning/dashboards/stepout.yml").read_text())["providers"][0]
+    assert mounts["./deploy/grafana/dashboards"] == provider["options"]["path"]
+    assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+    [source] = yaml.safe_load((DEPLOY / "grafana/provisioning/datasources/prometheus.yml").read_text())["datasources"]
+    assert urlparse(source["url"]).hostname in compose()["services"]
+    for path in DASHBOARDS:
+        board = json.loads(path.read_text())
+        assert {v["name"]: v["query"] for v in board["templating"]["list"]}["datasource"] == source["type"]
+
+
+def test_the_nats_service_loads_the_shared_server_configuration() -> None:
+    nats = compose()["services"]["nats"]
+    command = nats["command"] if isinstance(nats["command"], list) else shlex.split(nats["command"])
+    config = command[command.index("--config") + 1]
+    assert f"./deploy/nats/nats-server.conf:{config}:ro" in nats["volumes"]
+    referenced = set(re.findall(r"\$(STEPOUT_NATSD_[A-Z_]+)", (DEPLOY / "nats/nats-server.conf").read_text()))
+    assert referenced <= set(nats["environment"]), "the server configuration reads a variable compose does not set"
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: Path(p).name)
+def test_dashboard_panels_read_the_provisioned_datasource(path: Path) -> None:
+    board = json.loads(path.read_text())
+    for panel in board["panels"]:
+        if panel["type"] != "row":
+            assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
