@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-unit lint format bench clean
+.PHONY: install run test test-unit lint format bench clean ops-tools check-deploy
 
 install: $(STAMP)
 
@@ -34,6 +34,14 @@ lint: install
 format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+## prometheus, promtool and docker-compose from Debian's packages, when missing (needs root).
+ops-tools:
+	bash deploy/scripts/install-ops-tools.sh
+
+## The deployment files without a container engine: compose, Prometheus config, alerts and their tests, dashboards.
+check-deploy:
+	bash deploy/scripts/check-deploy.sh
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -30,9 +30,9 @@ need python3
 
 compose_config() {
     # The passwords are required at `up`; stand-ins let the file itself be checked anywhere.
-    NATS_PLATFORM_PASSWORD="${NATS_PLATFORM_PASSWORD:-check}" \
-    NATS_PLANNER_PASSWORD="${NATS_PLANNER_PASSWORD:-check}" \
-    NATS_TRACKER_PASSWORD="${NATS_TRACKER_PASSWORD:-check}" \
+    STEPOUT_NATSD_PLATFORM_PASSWORD="${STEPOUT_NATSD_PLATFORM_PASSWORD:-check}" \
+    STEPOUT_NATSD_PLANNER_PASSWORD="${STEPOUT_NATSD_PLANNER_PASSWORD:-check}" \
+    STEPOUT_NATSD_TRACKER_PASSWORD="${STEPOUT_NATSD_TRACKER_PASSWORD:-check}" \
     POSTGRES_PASSWORD="${POSTGRES_PASSWORD:-check}" \
     GRAFANA_ADMIN_PASSWORD="${GRAFANA_ADMIN_PASSWORD:-check}" \
         docker-compose --file docker-compose.yml config -q

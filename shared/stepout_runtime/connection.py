@@ -94,8 +94,14 @@ class NatsRefusedError(Exception):
     """A NATS server answered but refused our credentials or certificates: no retry can help."""
 
 
+def _refused_certificate(error: Exception) -> bool:
+    """The server's TLS alert about our client certificate: missing, unknown CA, bad, expired."""
+    reason = getattr(error, "reason", None) or ""
+    return isinstance(error, ssl.SSLError) and "ALERT" in reason and ("CERTIFICATE" in reason or "UNKNOWN_CA" in reason)
+
+
 def _is_refusal(error: Exception) -> bool:
-    if isinstance(error, errors.AuthorizationError | ssl.SSLCertVerificationError):
+    if isinstance(error, errors.AuthorizationError | ssl.SSLCertVerificationError) or _refused_certificate(error):
         return True
     text = str(error).lower()
     return "authorization violation" in text or "authentication expired" in text
@@ -105,6 +111,8 @@ def _refused_setting(settings: Settings, error: Exception) -> str:
     """The setting to look at when a server refuses us (CONTRACT §9 names)."""
     if isinstance(error, ssl.SSLCertVerificationError):
         return "STEPOUT_NATS_TLS_CA"
+    if _refused_certificate(error):
+        return "STEPOUT_NATS_TLS_CERT/STEPOUT_NATS_TLS_KEY"
     if settings.nats_user:
         return "STEPOUT_NATS_USER/STEPOUT_NATS_PASSWORD"
     if settings.nats_token:

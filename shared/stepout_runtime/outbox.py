@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +40,17 @@ class Output:
         return str(self.event["type"])
 
 
+@dataclass(frozen=True, slots=True)
+class Erase:
+    """Crypto-shred a participant's personal fields and purge their inputs before `before_seq`."""
+
+    user_id: str
+    before_seq: int
+
+
+Effect = Output | Erase
+
+
 class OutboxRelay:
     def __init__(
         self,
@@ -48,10 +59,11 @@ class OutboxRelay:
         stream: str,
         read_notifications: Callable[[int, int], Sequence[Notification]],
         max_notification_id: Callable[[], int],
-        to_outputs: Callable[[Notification], Sequence[Output]],
+        to_outputs: Callable[[Notification], Sequence[Effect]],
         views: ViewStore,
         executor: Executor,
         metrics: CommonMetrics,
+        erase: Callable[[Erase], Awaitable[None]] | None = None,
     ) -> None:
         self.js = js
         self.stream = stream
@@ -61,6 +73,7 @@ class OutboxRelay:
         self.views = views
         self.executor = executor
         self.metrics = metrics
+        self.erase = erase
         self._wake = asyncio.Event()
         self._stopping = False
         self.position = 0
@@ -111,8 +124,21 @@ class OutboxRelay:
             self.metrics.projection_lag.labels("outbox").set(max(0, self.max_notification_id() - page[-1].id))
         return page
 
-    async def publish(self, outputs: Sequence[Output]) -> None:
-        """Publish in order with acks pipelined; raises if any is not acknowledged."""
+    async def publish(self, effects: Sequence[Effect]) -> None:
+        """Publish in order with acks pipelined; raises if any is not acknowledged.
+        An erasure waits for what was published before it, then runs in its place."""
+        run: list[Output] = []
+        for effect in effects:
+            if isinstance(effect, Erase):
+                await self._publish_run(run)
+                run = []
+                if self.erase is not None:
+                    await self.erase(effect)
+            else:
+                run.append(effect)
+        await self._publish_run(run)
+
+    async def _publish_run(self, outputs: Sequence[Output]) -> None:
         futures = []
         for output in outputs:
             headers = {"Nats-Msg-Id": str(output.event["id"]), "Content-Type": CONTENT_TYPE}

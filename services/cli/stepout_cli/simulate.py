@@ -210,7 +210,8 @@ async def run_simulation(
     scripts = [Script(i, seed, persona, days, end) for i, persona in enumerate(personas)]
     subjects = Subjects(settings.subject_prefix)
     try:
-        nc = await nats.connect(**connect_options(settings, "stepout-simulate"), allow_reconnect=False)
+        options = {**connect_options(settings, "stepout-simulate"), "disconnected_cb": _closing_quietly}
+        nc = await nats.connect(**options, allow_reconnect=False)
     except (NatsError, OSError, TimeoutError) as exc:
         raise NoAnswer(f"cannot connect to NATS at {settings.nats_url}: {exc or type(exc).__name__}") from None
     try:
@@ -236,6 +237,10 @@ async def run_simulation(
         await nc.close()
     summary = summarise(sim, participants=participants, days=days, seed=seed, wall=time.monotonic() - started)
     return SimulationResult(summary, sim.published)
+
+
+async def _closing_quietly() -> None:
+    """The run closes its connection at the end; that is not worth a warning."""
 
 
 async def _check_fresh(nc: Client, subjects: Subjects, script: Script, seed: int) -> None:

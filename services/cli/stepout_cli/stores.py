@@ -13,6 +13,7 @@ from stepout_contract.subjects import Subjects
 from stepout_domain.catalog import load_catalog
 from stepout_domain.ruleset import load_ruleset
 from stepout_planner.application import PlannerApplication
+from stepout_runtime.keys import ParticipantKeys
 from stepout_runtime.metrics import PlannerMetrics, TrackerMetrics
 from stepout_runtime.store import StoreLocation, eventsourcing_env, location
 from stepout_runtime.views import ViewStore
@@ -36,8 +37,11 @@ def open_app(
     }
     env = eventsourcing_env(settings, where)
     app: TrackerApplication | PlannerApplication
+    keys = ParticipantKeys(where, settings.cipher_key) if service == "tracker" else None
     if service == "tracker":
-        app = TrackerApplication(env, metrics=TrackerMetrics(CollectorRegistry()), **common)  # type: ignore[arg-type]
+        app = TrackerApplication(
+            env, metrics=TrackerMetrics(CollectorRegistry()), keys=keys, **common  # type: ignore[arg-type]
+        )
     else:
         app = PlannerApplication(env, metrics=PlannerMetrics(CollectorRegistry()), **common)  # type: ignore[arg-type]
     try:
@@ -45,3 +49,5 @@ def open_app(
     finally:
         app.close()
         views.close()
+        if keys is not None:
+            keys.close()

@@ -20,7 +20,8 @@ from stepout_domain.ruleset import RuleSet
 from stepout_runtime.application import BatchApplication, Rows, Touched
 from stepout_runtime.inbound import DeadLetter, Inbound, Verdict
 from stepout_runtime.metrics import TrackerMetrics
-from stepout_runtime.outbox import Output
+from stepout_runtime.keys import ParticipantKeys, seal
+from stepout_runtime.outbox import Effect, Erase, Output
 from stepout_runtime.views import ViewStore
 
 from .participant import Participant, attempt_record, clearing_record, participant_id, warning_record
@@ -54,8 +55,10 @@ class TrackerApplication(BatchApplication):
         views: ViewStore,
         subjects: Subjects,
         metrics: TrackerMetrics,
+        keys: ParticipantKeys,
     ) -> None:
         super().__init__(env, views=views, metrics=metrics)
+        self.keys = keys
         self.rules = rules
         self.catalog = catalog
         self.subjects = subjects
@@ -63,7 +66,7 @@ class TrackerApplication(BatchApplication):
         self._counted: list[tuple[str, Any]] = []
         self._topics = {
             name: f"{Participant.__module__}:Participant.{name}"
-            for name in ("WarningRaised", "WarningCleared", "ProgressUpdated")
+            for name in ("WarningRaised", "WarningCleared", "ProgressUpdated", "Withdrawn")
         }
 
     def begin_batch(self) -> None:
@@ -109,7 +112,7 @@ class TrackerApplication(BatchApplication):
             self._review(participant, data, item.received_at, envelope, raw)
             verdict = None
         elif isinstance(data, ParticipantWithdrawn):
-            participant.withdraw(erase=data.erase, envelope=envelope, data=raw)
+            participant.withdraw(erase=data.erase, stream_seq=item.stream_seq, envelope=envelope, data=raw)
             verdict = None
         else:
             return None  # paused/resumed concern the planner only
@@ -151,7 +154,12 @@ class TrackerApplication(BatchApplication):
             attempt.attempt_id,
             self.rules,
         )
-        participant.record_attempt(attempt=attempt_record(attempt), note=data.note, envelope=envelope)
+        sealed = None
+        if data.note:
+            key = self.keys.key_for(participant.user_id)
+            assert key is not None
+            sealed = seal(key, data.note, participant.user_id)
+        participant.record_attempt(attempt=attempt_record(attempt), sealed_note=sealed, envelope=envelope)
         self._apply_warning_decision(participant, cleared, raised, counted)
         counted.append(("attempt", attempt.outcome.value))
         self._publish_progress(participant)
@@ -202,13 +210,16 @@ class TrackerApplication(BatchApplication):
 
     # --- Outbox ------------------------------------------------------------------------------
 
-    def to_outputs(self, notification: Notification) -> list[Output]:
+    def to_outputs(self, notification: Notification) -> list[Effect]:
         """The outputs a stored event stands for; ids derive from its place in the store."""
         topic = notification.topic
         if topic not in self._topics.values():
             return []
         stored = self.mapper.to_domain_event(notification)
         name = topic.rsplit(".", 1)[1]
+        if name == "Withdrawn":
+            erase = stored.erase  # type: ignore[attr-defined]
+            return [Erase(stored.data["user_id"], stored.stream_seq)] if erase else []  # type: ignore[attr-defined]
         if name == "WarningRaised":
             data = self._warning_wire(stored.warning)  # type: ignore[attr-defined]
             family, event_name = "overload", "warning"
@@ -228,6 +239,10 @@ class TrackerApplication(BatchApplication):
             data=data,
         )
         return [Output(self.subjects.event(family, event_name, user_id), event)]
+
+    def erase(self, user_id: str) -> None:
+        """Destroy the participant's key: their sealed notes are unreadable for good."""
+        self.keys.destroy(user_id)
 
     @staticmethod
     def _warning_wire(record: dict[str, Any]) -> dict[str, Any]:

@@ -35,7 +35,7 @@ def history_of(app: Any, user_id: str, limit: int) -> list[dict[str, Any]] | Non
                 topic=record.topic,
                 state=record.state,
             )
-            events.extend(output.event for output in app.to_outputs(as_notification))
+            events.extend(o.event for o in app.to_outputs(as_notification) if hasattr(o, "event"))
         if len(events) >= limit:
             break
     return events[:limit]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -13,7 +14,8 @@ from stepout_contract.settings import Settings
 from stepout_contract.subjects import Subjects, is_user_id
 from stepout_domain.catalog import load_catalog
 from stepout_domain.ruleset import load_ruleset
-from stepout_runtime.outbox import OutboxRelay
+from stepout_runtime.keys import ParticipantKeys
+from stepout_runtime.outbox import Erase, OutboxRelay
 from stepout_runtime.service import QueryError, Service, ServiceParts
 from stepout_runtime.store import eventsourcing_env, location
 from stepout_runtime.views import ViewStore
@@ -23,6 +25,7 @@ from .application import TrackerApplication
 from .history import history_of
 
 HISTORY_LIMIT_MAX = 1000
+log = logging.getLogger(__name__)
 
 
 def build(settings: Settings) -> tuple[ServiceParts, TrackerApplication]:
@@ -30,6 +33,7 @@ def build(settings: Settings) -> tuple[ServiceParts, TrackerApplication]:
     metrics = TrackerMetrics(registry)
     where = location(settings, "tracker")
     views = ViewStore(where)
+    keys = ParticipantKeys(where, settings.cipher_key)
     app = TrackerApplication(
         eventsourcing_env(settings, where),
         rules=load_ruleset(settings.ruleset),
@@ -37,6 +41,7 @@ def build(settings: Settings) -> tuple[ServiceParts, TrackerApplication]:
         views=views,
         subjects=Subjects(settings.subject_prefix),
         metrics=metrics,
+        keys=keys,
     )
     store = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracker-store")
     reads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tracker-reads")
@@ -75,6 +80,14 @@ def build(settings: Settings) -> tuple[ServiceParts, TrackerApplication]:
         metrics.participants_overloaded.set(overloaded)
 
     def relay(js: Any) -> OutboxRelay:
+        async def erase(action: Erase) -> None:
+            await asyncio.get_running_loop().run_in_executor(store, app.erase, action.user_id)
+            # The inputs still held for this participant (notes included) go too.
+            await js.purge_stream(
+                app.subjects.in_stream, seq=action.before_seq, subject=f"{app.subjects.prefix}.*.*.{action.user_id}"
+            )
+            log.info("participant erased", extra={"user_id": action.user_id})
+
         return OutboxRelay(
             js=js,
             stream=app.subjects.out_stream,
@@ -84,6 +97,7 @@ def build(settings: Settings) -> tuple[ServiceParts, TrackerApplication]:
             views=views,
             executor=store,
             metrics=metrics,
+            erase=erase,
         )
 
     parts = ServiceParts(
@@ -97,7 +111,7 @@ def build(settings: Settings) -> tuple[ServiceParts, TrackerApplication]:
         lookups={"progress": lambda user_id: in_reads(app.progress_of, user_id)},
         store_ready=store_ready,
         executor=store,
-        on_stop=[reads.shutdown, views.close, app.close],
+        on_stop=[reads.shutdown, views.close, keys.close, app.close],
         refresh_gauges=refresh_gauges,
     )
     return parts, app

@@ -48,7 +48,7 @@ class Participant(Aggregate):
         self.timezone = timezone
 
     @event("AttemptRecorded")
-    def record_attempt(self, attempt: dict[str, Any], note: str | None, envelope: dict[str, Any]) -> None:
+    def record_attempt(self, attempt: dict[str, Any], sealed_note: str | None, envelope: dict[str, Any]) -> None:
         recorded = ATTEMPT.validate_python(attempt)
         self.attempts.append(recorded)
         self.attempt_ids.add(recorded.attempt_id)
@@ -72,8 +72,9 @@ class Participant(Aggregate):
         self.last_review_at = reviewed_at
 
     @event("Withdrawn")
-    def withdraw(self, erase: bool, envelope: dict[str, Any], data: dict[str, Any]) -> None:
+    def withdraw(self, erase: bool, stream_seq: int, envelope: dict[str, Any], data: dict[str, Any]) -> None:
         self.withdrawn = True
+        self.erased = erase
 
 
 def attempt_record(attempt: Attempt) -> dict[str, Any]:

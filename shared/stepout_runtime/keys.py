@@ -1,0 +1,97 @@
+"""Per-participant keys for personal fields (notes), so that erasure can destroy them for good.
+
+The library's cipher has one key per application; destroying one participant's data needs
+one key each (crypto-shredding). Keys live beside the read models; when STEPOUT_CIPHER_KEY
+is set they are themselves stored wrapped with it. Notes are sealed with AES-GCM.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import sqlite3
+import threading
+from typing import Any
+
+from Crypto.Cipher import AES
+
+from .store import StoreLocation
+
+NONCE_BYTES = 12
+
+
+def seal(key: bytes, text: str, context: str) -> str:
+    """AES-GCM of `text`, bound to `context` (the participant), as base64 text."""
+    nonce = os.urandom(NONCE_BYTES)
+    cipher = AES.new(key, AES.MODE_GCM, nonce=nonce)
+    cipher.update(context.encode())
+    sealed, tag = cipher.encrypt_and_digest(text.encode("utf-8"))
+    return base64.b64encode(nonce + sealed + tag).decode()
+
+
+def unseal(key: bytes, token: str, context: str) -> str:
+    raw = base64.b64decode(token)
+    cipher = AES.new(key, AES.MODE_GCM, nonce=raw[:NONCE_BYTES])
+    cipher.update(context.encode())
+    return cipher.decrypt_and_verify(raw[NONCE_BYTES:-16], raw[-16:]).decode("utf-8")
+
+
+class ParticipantKeys:
+    def __init__(self, where: StoreLocation, master_key: str | None) -> None:
+        self.where = where
+        self._master = base64.b64decode(master_key) if master_key else None
+        self._lock = threading.Lock()
+        if where.kind == "sqlite":
+            self._conn: Any = sqlite3.connect(
+                str(where.sqlite_path), timeout=5.0, check_same_thread=False, isolation_level=None
+            )
+            # Deleted keys are overwritten on disk, not left in free pages.
+            self._conn.execute("PRAGMA secure_delete=ON")
+            self._p = "?"
+        else:
+            import psycopg
+
+            self._conn = psycopg.connect(where.postgres_dsn or "", autocommit=True)
+            self._conn.execute(f"CREATE SCHEMA IF NOT EXISTS {where.schema}")
+            self._conn.execute(f"SET search_path TO {where.schema}")
+            self._p = "%s"
+        with self._lock:
+            self._conn.execute("CREATE TABLE IF NOT EXISTS participant_keys (user_id TEXT PRIMARY KEY, key TEXT NOT NULL)")
+        self._cache: dict[str, bytes] = {}
+
+    def _wrap(self, key: bytes, user_id: str) -> str:
+        return seal(self._master, base64.b64encode(key).decode(), user_id) if self._master else base64.b64encode(key).decode()
+
+    def _unwrap(self, stored: str, user_id: str) -> bytes:
+        return base64.b64decode(unseal(self._master, stored, user_id) if self._master else stored)
+
+    def key_for(self, user_id: str, create: bool = True) -> bytes | None:
+        """The participant's key; a new one is stored on first use. None once destroyed (and not re-created)."""
+        if user_id in self._cache:
+            return self._cache[user_id]
+        p = self._p
+        with self._lock:
+            row = self._conn.execute(f"SELECT key FROM participant_keys WHERE user_id = {p}", (user_id,)).fetchone()
+            if row is None:
+                if not create:
+                    return None
+                key = os.urandom(32)
+                self._conn.execute(
+                    f"INSERT INTO participant_keys (user_id, key) VALUES ({p}, {p})", (user_id, self._wrap(key, user_id))
+                )
+            else:
+                key = self._unwrap(row[0], user_id)
+        self._cache[user_id] = key
+        return key
+
+    def destroy(self, user_id: str) -> None:
+        """Forget the participant's key for good: everything sealed with it becomes unreadable."""
+        self._cache.pop(user_id, None)
+        with self._lock:
+            self._conn.execute(f"DELETE FROM participant_keys WHERE user_id = {self._p}", (user_id,))
+            if self.where.kind == "sqlite":
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
