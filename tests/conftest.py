@@ -1,13 +1,42 @@
-"""Session-wide real infrastructure: one nats-server with JetStream on a free port."""
+"""Session-wide real infrastructure: one nats-server with JetStream on a free port, and the
+end-to-end system on SQLite and (where a server answers) PostgreSQL."""
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from support import NatsServer, Platform, System
+
+POSTGRES_DSN = os.environ.get("STEPOUT_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "sqlite_only: reads or changes SQLite files directly")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """End-to-end tests run on both stores; tests that open SQLite files run on SQLite only."""
+    if "store_kind" in metafunc.fixturenames:
+        both = "tests/e2e/" in str(metafunc.definition.path).replace(os.sep, "/")
+        if metafunc.definition.get_closest_marker("sqlite_only") or not both:
+            metafunc.parametrize("store_kind", ["sqlite"])
+        else:
+            metafunc.parametrize("store_kind", ["sqlite", "postgres"])
+
+
+def postgres_answers() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_DSN, connect_timeout=2):
+            return True
+    except Exception:  # noqa: BLE001 - any failure means no server to test against
+        return False
 
 
 @pytest.fixture(scope="session")
@@ -19,9 +48,28 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer
 
 
 @pytest.fixture
-def system(nats_server: NatsServer, tmp_path: Path) -> Iterator[System]:
+def store_settings(store_kind: str) -> Iterator[dict[str, str]]:
+    """STEPOUT_* settings for the store under test; PostgreSQL gets fresh schemas, dropped after."""
+    if store_kind == "sqlite":
+        yield {"STEPOUT_STORE": "sqlite"}
+        return
+    if not postgres_answers():
+        if os.environ.get("STEPOUT_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL required but not answering at {POSTGRES_DSN}")
+        pytest.skip("no PostgreSQL server answering")
+    schema = f"t{uuid.uuid4().hex[:12]}"
+    yield {"STEPOUT_STORE": "postgres", "STEPOUT_POSTGRES_DSN": POSTGRES_DSN, "STEPOUT_POSTGRES_SCHEMA": schema}
+    import psycopg
+
+    with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
+        for service in ("tracker", "planner"):
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema}_{service} CASCADE")
+
+
+@pytest.fixture
+def system(nats_server: NatsServer, tmp_path: Path, store_settings: dict[str, str]) -> Iterator[System]:
     """Planner and tracker running against the session's nats-server, isolated by subject prefix."""
-    running = System(nats_server.url, tmp_path / "data")
+    running = System(nats_server.url, tmp_path / "data", overrides=dict(store_settings))
     running.data_dir.mkdir()
     running.start()
     yield running

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./var")
     store: Literal["sqlite", "postgres"] = "sqlite"
     postgres_dsn: str | None = None
+    # Each service keeps its tables in schema "<postgres_schema>_<service>" (additive).
+    postgres_schema: str = Field("stepout", pattern=r"^[a-z_][a-z0-9_]{0,40}$")
     cipher_key: str | None = None
     planner_port: int = Field(8081, ge=0, le=65535)
     tracker_port: int = Field(8082, ge=0, le=65535)
@@ -42,6 +44,11 @@ class Settings(BaseSettings):
     # Ingest tuning (additive): batch size of the pull consumer and its redelivery bound.
     batch_size: int = Field(500, ge=1, le=5000)
     max_deliver: int = Field(20, ge=2)
+    # Several trackers (PostgreSQL only): inputs are split into this many partitions by user id;
+    # each partition is consumed by one tracker at a time. Every service must use the same value.
+    tracker_partitions: int = Field(1, ge=1, le=64)
+    # How many trackers are expected to share the partitions (each takes its fair share first).
+    tracker_replicas: int = Field(1, ge=1, le=64)
     # Seconds JetStream waits for an ack before redelivering (a crashed consumer's messages come back then).
     ack_wait_seconds: float = Field(30.0, ge=1.0, le=3600.0)
 

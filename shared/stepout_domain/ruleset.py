@@ -122,3 +122,15 @@ def load_ruleset(path: str | Path | None) -> RuleSet:
     if not isinstance(data, dict):
         raise RuleSetError(f"{file}: expected a JSON object of thresholds")
     return register(parse_ruleset(data, origin=str(file)))
+
+
+SHIPPED_DIR = Path(__file__).parent / "data" / "rulesets"
+
+
+def _register_shipped() -> None:
+    """Every version ever shipped (`data/rulesets/*.json`) is known, whatever STEPOUT_RULESET says now."""
+    for file in sorted(SHIPPED_DIR.glob("*.json")):
+        load_ruleset(file)
+
+
+_register_shipped()

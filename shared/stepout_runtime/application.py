@@ -17,7 +17,7 @@ from eventsourcing.persistence import Notification
 from .inbound import Inbound, Retry, Verdict
 from .metrics import CommonMetrics
 from .store import TRANSIENT_ERRORS
-from .views import ViewStore
+from .views import PositionConflict, ViewStore
 
 log = logging.getLogger(__name__)
 
@@ -151,8 +151,13 @@ class BatchApplication(Application[UUID]):
             if not page:
                 break
             rows = self.project_page(page)
+            try:
+                self.views.commit(self.projection, page[-1].id, rows, expected=position)
+            except PositionConflict:
+                # Another tracker projected these first: go on from where it got to.
+                position = self.views.position(self.projection)
+                continue
             position = page[-1].id
-            self.views.commit(self.projection, position, rows)
             done += len(page)
             if progress is not None:
                 progress(position)

@@ -13,6 +13,10 @@ from nats.aio.client import Client
 
 from stepout_contract.settings import Settings
 
+# The services take their replies under an inbox prefix of their own, so that an identity that may
+# read the default `_INBOX.>` (a platform, deploy/nats/nats-server.conf) never sees their traffic.
+SERVICE_INBOX_PREFIX = "_INBOX_stepout"
+
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:
     """A client TLS context when a CA or a client certificate is configured."""
@@ -70,10 +74,11 @@ def connect_options(settings: Settings, name: str) -> dict[str, Any]:
 
 
 def broker_options(settings: Settings, name: str) -> dict[str, Any]:
-    """Keyword arguments for FastStream's `NatsBroker`, which takes credentials as a security object."""
+    """Keyword arguments for a service's FastStream `NatsBroker`, which takes credentials as a security object."""
     from faststream.nats.security import NatsCredentials, NatsSecurity, NatsToken, NatsUserPassword
 
     options = connect_options(settings, name)
+    options["inbox_prefix"] = SERVICE_INBOX_PREFIX
     context = options.pop("tls", None)
     security: NatsSecurity | None = None
     if "user" in options:
@@ -123,9 +128,11 @@ def _refused_setting(settings: Settings, error: Exception) -> str:
 
 
 async def connect(settings: Settings, name: str) -> Client:
-    """Connect with `connect_options`: wait as long as it takes for a server that does not answer
-    yet, but raise `NatsRefusedError` at once when one refuses the credentials or the certificate."""
+    """A service's connection, with `connect_options` and `SERVICE_INBOX_PREFIX`: waits as long as it
+    takes for a server that does not answer yet, but raises `NatsRefusedError` at once when one
+    refuses the credentials or the certificate, which no retry would change."""
     options = connect_options(settings, name)
+    options["inbox_prefix"] = SERVICE_INBOX_PREFIX
     report = options["error_cb"]
     refused: asyncio.Future[Exception] = asyncio.get_running_loop().create_future()
     connected = False
@@ -151,4 +158,4 @@ async def connect(settings: Settings, name: str) -> Client:
     error = refused.result()
     setting = _refused_setting(settings, error)
     log.error("NATS refused the connection", extra={"setting": setting, "error": str(error)})
-    raise NatsRefusedError(f"{setting}: the NATS server at {settings.nats_url} refused them: {error}")
+    raise NatsRefusedError(f"{setting}: connecting to NATS at {settings.nats_url} was refused: {error}")

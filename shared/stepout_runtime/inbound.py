@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -56,6 +57,17 @@ def _validation_detail(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
+_PARTITION_TOKEN = re.compile(r"\.[0-9]{1,2}$")
+
+
+def original_subject(subject: str, subjects: Subjects) -> str:
+    """The subject a platform published to, without the partition token the stream may append."""
+    head = f"{subjects.prefix}."
+    if subject.startswith(head) and subject.count(".") - head.count(".") == 3:
+        return _PARTITION_TOKEN.sub("", subject)
+    return subject
+
+
 def decode(
     body: bytes,
     subject: str,
@@ -67,6 +79,7 @@ def decode(
     received_at: datetime,
 ) -> Inbound | DeadLetter:
     """Validate one message against the contract; every failure is a named dead-letter reason."""
+    subject = original_subject(subject, subjects)
     if len(body) > MAX_MESSAGE_BYTES:
         return DeadLetter("too_large", f"message of {len(body)} bytes exceeds {MAX_MESSAGE_BYTES}")
     try:

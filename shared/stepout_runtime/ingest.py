@@ -26,7 +26,7 @@ from pydantic import BaseModel
 
 from stepout_contract.subjects import Subjects
 
-from .inbound import DeadLetter, Inbound, Retry, Verdict, decode
+from .inbound import DeadLetter, Inbound, Retry, Verdict, decode, original_subject
 from .metrics import CommonMetrics
 from .topology import Consumer
 
@@ -71,11 +71,31 @@ class IngestLoop:
         self.on_committed = on_committed
         self._stopping = asyncio.Event()
         self.batches = 0
+        # participant -> (stream seq of their input being retried, its redelivery delay)
+        self._blocked: dict[str, tuple[int, float]] = {}
 
     def stop(self) -> None:
         self._stopping.set()
 
+    async def _wait_for_earlier_deliveries(self) -> None:
+        """Inputs delivered to a previous owner and never acked come back only after the ack wait;
+        starting before that would decide later inputs of a participant before earlier ones."""
+        info = await self.js.consumer_info(self.consumer.stream, self.consumer.durable)
+        if info.num_ack_pending:
+            wait = float(info.config.ack_wait or 30.0) + 0.5
+            log.info(
+                "waiting for unacked deliveries to come back",
+                extra={"consumer": self.consumer.durable, "pending": info.num_ack_pending, "seconds": wait},
+            )
+            try:
+                await asyncio.wait_for(self._stopping.wait(), timeout=wait)
+            except TimeoutError:
+                pass
+
     async def run(self) -> None:
+        await self._wait_for_earlier_deliveries()
+        if self._stopping.is_set():
+            return
         sub = await self.js.pull_subscribe_bind(self.consumer.durable, stream=self.consumer.stream)
         fetching: asyncio.Task[list[Msg]] = asyncio.create_task(self._fetch(sub))
         try:
@@ -87,8 +107,7 @@ class IngestLoop:
                 # Fetch the next batch while this one is decided and committed.
                 fetching = asyncio.create_task(self._fetch(sub))
                 if msgs and await self._process(msgs):
-                    # Something will be redelivered: hand the prefetched batch back too, so that
-                    # later inputs of the same participant are not decided before the retried one.
+                    # The store refused the whole batch: back off, handing the prefetched batch back.
                     await self._release(await fetching, delay=retry_delay(1))
                     await asyncio.sleep(retry_delay(1))
                     fetching = asyncio.create_task(self._fetch(sub))
@@ -121,7 +140,7 @@ class IngestLoop:
             return []
 
     async def _process(self, msgs: list[Msg]) -> bool:
-        """Decide, commit and settle one batch; True when some message will be redelivered."""
+        """Decide, commit and settle one batch; True when the store refused all of it."""
         now = datetime.now(UTC)
         verdicts: list[Verdict] = [None] * len(msgs)
         accepted: list[tuple[int, Inbound]] = []
@@ -138,6 +157,8 @@ class IngestLoop:
             )
             if isinstance(item, DeadLetter):
                 verdicts[i] = item
+            elif item.user_id in self._blocked and item.stream_seq > self._blocked[item.user_id][0]:
+                verdicts[i] = Retry("waiting for an earlier input of this participant")
             else:
                 accepted.append((i, item))
         if accepted:
@@ -149,12 +170,28 @@ class IngestLoop:
                 log.warning("batch not committed, will retry", extra={"consumer": self.consumer.durable, "error": repr(exc)})
                 results = [Retry(repr(exc))] * len(accepted)
             self.metrics.batch_seconds.labels(self.metrics.service).observe(time.perf_counter() - started)
-            for (i, _), verdict in zip(accepted, results, strict=True):
+            for (i, item), verdict in zip(accepted, results, strict=True):
                 verdicts[i] = verdict
+                self._track_order(item, verdict)
             self.on_committed()
         await self._settle(msgs, verdicts)
         self.batches += 1
-        return any(isinstance(v, Retry) for v in verdicts)
+        return bool(accepted) and all(isinstance(verdicts[i], Retry) for i, _ in accepted)
+
+    def _track_order(self, item: Inbound, verdict: Verdict) -> None:
+        """Hold back a participant's later inputs while an earlier one waits for redelivery."""
+        blocked = self._blocked.get(item.user_id)
+        if isinstance(verdict, Retry) and item.delivered < self.max_deliver:
+            if blocked is None or item.stream_seq < blocked[0]:
+                self._blocked[item.user_id] = (item.stream_seq, retry_delay(item.delivered))
+        elif blocked is not None and blocked[0] == item.stream_seq:
+            del self._blocked[item.user_id]
+
+    def _delay_for(self, msg: Msg, verdict: Retry, user_id: str | None) -> float:
+        blocked = self._blocked.get(user_id) if user_id else None
+        if blocked is not None and msg.metadata.sequence.stream > blocked[0]:
+            return blocked[1] + 0.25  # come back after the input it waits for
+        return retry_delay(msg.metadata.num_delivered)
 
     async def _settle(self, msgs: Sequence[Msg], verdicts: Sequence[Verdict]) -> None:
         for msg, verdict in zip(msgs, verdicts, strict=True):
@@ -165,7 +202,8 @@ class IngestLoop:
                 if isinstance(verdict, Retry):
                     delivered = msg.metadata.num_delivered
                     if delivered < self.max_deliver:
-                        await msg.nak(delay=retry_delay(delivered))
+                        user_id = self.subjects.user_of(original_subject(msg.subject, self.subjects))
+                        await msg.nak(delay=self._delay_for(msg, verdict, user_id))
                         continue
                     verdict = DeadLetter("retries_exhausted", f"gave up after {delivered} deliveries: {verdict.detail}"[:500])
                 await self._dead_letter(msg, verdict)
@@ -180,7 +218,7 @@ class IngestLoop:
             "Nats-Msg-Id": str(msg_id),
             "Stepout-Reason": letter.reason,
             "Stepout-Detail": letter.detail.replace("\r", " ").replace("\n", " ")[:1000],
-            "Stepout-Original-Subject": msg.subject[:1000],
+            "Stepout-Original-Subject": original_subject(msg.subject, self.subjects)[:1000],
         }
         await self.js.publish(
             self.subjects.dead_letter(self.metrics.service), msg.data, headers=headers, stream=self.subjects.dlq_stream

@@ -75,12 +75,13 @@ class ParticipantKeys:
             if row is None:
                 if not create:
                     return None
-                key = os.urandom(32)
                 self._conn.execute(
-                    f"INSERT INTO participant_keys (user_id, key) VALUES ({p}, {p})", (user_id, self._wrap(key, user_id))
+                    f"INSERT INTO participant_keys (user_id, key) VALUES ({p}, {p}) ON CONFLICT (user_id) DO NOTHING",
+                    (user_id, self._wrap(os.urandom(32), user_id)),
                 )
-            else:
-                key = self._unwrap(row[0], user_id)
+                # Another tracker may have stored one first: use whichever is stored.
+                row = self._conn.execute(f"SELECT key FROM participant_keys WHERE user_id = {p}", (user_id,)).fetchone()
+            key = self._unwrap(row[0], user_id)
         self._cache[user_id] = key
         return key
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import random
 import signal
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +28,7 @@ from .connection import connect
 from .http import HttpApp, bound_port, make_server
 from .ingest import BatchHandler, IngestLoop
 from .metrics import CommonMetrics
+from .leases import Leases
 from .outbox import OutboxRelay
 from .topology import consumers, ensure_topology
 
@@ -59,6 +61,7 @@ class ServiceParts:
     store_ready: Callable[[], Awaitable[None]]
     executor: ThreadPoolExecutor
     on_stop: list[Callable[[], None]] = field(default_factory=list)
+    leases: Leases = field(default_factory=Leases)
     refresh_gauges: Callable[[], Awaitable[None]] | None = None  # called every few seconds
 
 
@@ -107,7 +110,9 @@ class Service:
 
         self.nc = await connect(self.settings, f"stepout-{parts.name}")
         js = self.nc.jetstream()
-        await ensure_topology(js, self.subjects, self.settings.max_deliver, self.settings.ack_wait_seconds)
+        await ensure_topology(
+            js, self.subjects, self.settings.max_deliver, self.settings.ack_wait_seconds, self.settings.tracker_partitions
+        )
 
         # Queries: FastStream subscribers on core NATS, one queue group per service.
         self.broker = NatsBroker(**_broker_auth(self.settings, parts.name))
@@ -116,27 +121,15 @@ class Service:
         await self.broker.start()
 
         self.relay = parts.relay(js)
-        known = consumers(self.subjects)
-        for durable, (types, handler) in parts.ingest.items():
-            self.loops.append(
-                IngestLoop(
-                    js=js,
-                    consumer=known[durable],
-                    subjects=self.subjects,
-                    types=types,
-                    handle=handler,
-                    executor=parts.executor,
-                    metrics=parts.metrics,
-                    batch_size=self.settings.batch_size,
-                    max_deliver=self.settings.max_deliver,
-                    on_committed=self.relay.wake,
-                )
-            )
+        self._known = consumers(self.subjects, self.settings.tracker_partitions)
+        self._js = js
 
         http = HttpApp(parts.registry, self.readiness, parts.lookups)
         server = make_server(http, self.settings.http_host, parts.port)
-        tasks = [asyncio.create_task(loop_.run(), name=f"ingest-{loop_.consumer.durable}") for loop_ in self.loops]
-        tasks.append(asyncio.create_task(self.relay.run(), name="outbox"))
+        tasks = [
+            asyncio.create_task(self._consume(), name="consumers"),
+            asyncio.create_task(self._relay_while_leader(), name="outbox"),
+        ]
         reporter = asyncio.create_task(self._report_pending(), name="pending")
         http_task = asyncio.create_task(server.serve(), name="http")
         while not server.started and not http_task.done():
@@ -158,6 +151,78 @@ class Service:
                 log.error("a part of the service failed", exc_info=task.exception())
         reporter.cancel()
         await self._shutdown(tasks, server, http_task)
+
+    def _loop_for(self, durable: str) -> IngestLoop:
+        types, handler = self.parts.ingest[durable]
+        assert self.relay is not None
+        return IngestLoop(
+            js=self._js,
+            consumer=self._known[durable],
+            subjects=self.subjects,
+            types=types,
+            handle=handler,
+            executor=self.parts.executor,
+            metrics=self.parts.metrics,
+            batch_size=self.settings.batch_size,
+            max_deliver=self.settings.max_deliver,
+            on_committed=self.relay.wake,
+        )
+
+    async def _consume(self) -> None:
+        """Run an ingest loop for every consumer this process holds the lease of.
+
+        Each process first takes its fair share of the consumers; one left free for three
+        checks in a row (its holder died) is taken by whoever sees it, beyond its share.
+        """
+        leases = self.parts.leases
+        durables = list(self.parts.ingest)
+        share = -(-len(durables) // self.settings.tracker_replicas) if len(durables) > 1 else 1
+        running: dict[str, asyncio.Task[None]] = {}
+        free_checks: dict[str, int] = dict.fromkeys(durables, 0)
+        offset = random.randrange(len(durables))
+        order = durables[offset:] + durables[:offset]
+        try:
+            while not self._stop.is_set():
+                if not await asyncio.to_thread(leases.alive):
+                    log.error("store session lost: stopping so that no partition has two consumers")
+                    self.request_stop()
+                    break
+                held_elsewhere = await asyncio.to_thread(leases.holders, [d for d in order if d not in running])
+                for durable in order:
+                    if durable in running:
+                        continue
+                    free_checks[durable] = 0 if durable in held_elsewhere else free_checks[durable] + 1
+                    if len(running) >= share and free_checks[durable] < 3:
+                        continue
+                    if await asyncio.to_thread(leases.try_acquire, durable):
+                        loop_ = self._loop_for(durable)
+                        self.loops.append(loop_)
+                        running[durable] = asyncio.create_task(loop_.run(), name=f"ingest-{durable}")
+                        log.info("consuming", extra={"consumer": durable, "service": self.parts.name})
+                for durable, task in list(running.items()):
+                    if task.done():
+                        task.result()  # a loop only ends on stop; anything else is a failure to report
+                try:
+                    await asyncio.wait_for(self._stop.wait(), timeout=1.0)
+                except TimeoutError:
+                    pass
+        finally:
+            for loop_ in self.loops:
+                loop_.stop()
+            if running:
+                await asyncio.wait(running.values(), timeout=5.0)
+
+    async def _relay_while_leader(self) -> None:
+        """One outbox relay per store: the process holding the `outbox` lease."""
+        assert self.relay is not None
+        while not self._stop.is_set():
+            if await asyncio.to_thread(self.parts.leases.try_acquire, "outbox"):
+                await self.relay.run()
+                return
+            try:
+                await asyncio.wait_for(self._stop.wait(), timeout=1.0)
+            except TimeoutError:
+                pass
 
     def _register_query(self, broker: NatsBroker, name: str, answer: QueryAnswer) -> None:
         subject = self.subjects.query(name)
@@ -199,6 +264,7 @@ class Service:
                 await self.nc.close()
         for stop in self.parts.on_stop:
             stop()
+        self.parts.leases.close()
         self.parts.executor.shutdown(wait=True, cancel_futures=True)
         log.info("stopped", extra={"service": self.parts.name})
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,7 +40,7 @@ class StoreLocation:
 
 def location(settings: Settings, service: str) -> StoreLocation:
     if settings.store == "postgres":
-        return StoreLocation("postgres", postgres_dsn=settings.postgres_dsn, schema=f"stepout_{service}")
+        return StoreLocation("postgres", postgres_dsn=settings.postgres_dsn, schema=f"{settings.postgres_schema}_{service}")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return StoreLocation("sqlite", sqlite_path=settings.data_dir / f"{service}.db")
 
@@ -72,3 +74,23 @@ def eventsourcing_env(settings: Settings, where: StoreLocation) -> dict[str, Any
     if settings.cipher_key:
         env.update(CIPHER_TOPIC="eventsourcing.cipher:AESCipher", CIPHER_KEY=settings.cipher_key)
     return env
+
+
+@contextmanager
+def setup_lock(where: StoreLocation) -> Iterator[None]:
+    """Serialise table creation between processes starting together on one PostgreSQL schema
+    (concurrent CREATE ... IF NOT EXISTS can still collide there)."""
+    if where.kind != "postgres":
+        yield
+        return
+    import psycopg
+
+    from .leases import lease_key
+
+    with psycopg.connect(where.postgres_dsn or "", autocommit=True) as conn:
+        key = lease_key(f"setup/{where.schema}")
+        conn.execute("SELECT pg_advisory_lock(%s)", (key,))
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (key,))

@@ -11,7 +11,15 @@ import logging
 from dataclasses import dataclass
 
 from nats.js import JetStreamContext
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    RetentionPolicy,
+    StorageType,
+    StreamConfig,
+    SubjectTransform,
+)
 from nats.js.errors import NotFoundError
 
 from stepout_contract.subjects import Subjects
@@ -32,18 +40,44 @@ class Consumer:
     filter_subjects: tuple[str, ...]
 
 
-def consumers(subjects: Subjects) -> dict[str, Consumer]:
-    """Every durable consumer stepout reads with, by durable name."""
+def tracker_durables(partitions: int) -> list[str]:
+    return ["tracker"] if partitions == 1 else [f"tracker-p{k}" for k in range(partitions)]
+
+
+def consumers(subjects: Subjects, partitions: int = 1) -> dict[str, Consumer]:
+    """Every durable consumer stepout reads with, by durable name.
+
+    With several partitions the input stream appends `.<k>` to each well-formed input
+    subject (k = a hash of the user id) and tracker partition k reads only those; partition 0
+    also reads subjects too short to carry a user id, so they still become dead letters.
+    """
     p = subjects.prefix
     found = [
-        Consumer(subjects.in_stream, "tracker", (f"{p}.participant.>", f"{p}.attempt.>")),
         Consumer(subjects.in_stream, "planner", (f"{p}.participant.>",)),
         Consumer(subjects.out_stream, "planner-outcomes", (f"{p}.progress.updated.*", f"{p}.overload.>")),
     ]
+    if partitions == 1:
+        found.append(Consumer(subjects.in_stream, "tracker", (f"{p}.participant.>", f"{p}.attempt.>")))
+    else:
+        for k, durable in enumerate(tracker_durables(partitions)):
+            filters = [f"{p}.participant.*.*.{k}", f"{p}.attempt.*.*.{k}"]
+            if k == 0:
+                filters += [f"{p}.participant.*", f"{p}.attempt.*", f"{p}.participant", f"{p}.attempt"]
+            found.append(Consumer(subjects.in_stream, durable, tuple(filters)))
     return {c.durable: c for c in found}
 
 
-def stream_configs(subjects: Subjects) -> list[StreamConfig]:
+def partition_transform(subjects: Subjects, partitions: int) -> SubjectTransform | None:
+    if partitions == 1:
+        return None
+    p = subjects.prefix
+    return SubjectTransform(
+        src=f"{p}.*.*.*",
+        dest=f"{p}.{{{{wildcard(1)}}}}.{{{{wildcard(2)}}}}.{{{{wildcard(3)}}}}.{{{{partition({partitions},3)}}}}",
+    )
+
+
+def stream_configs(subjects: Subjects, partitions: int = 1) -> list[StreamConfig]:
     common = {"storage": StorageType.FILE, "duplicate_window": DUPLICATE_WINDOW_S}
     return [
         # Inputs hold personal notes: kept only until every stepout consumer has acked them.
@@ -51,6 +85,7 @@ def stream_configs(subjects: Subjects) -> list[StreamConfig]:
             name=subjects.in_stream,
             subjects=subjects.in_stream_subjects(),
             retention=RetentionPolicy.INTEREST,
+            subject_transform=partition_transform(subjects, partitions),
             **common,
         ),
         StreamConfig(
@@ -71,10 +106,10 @@ def stream_configs(subjects: Subjects) -> list[StreamConfig]:
 
 
 async def ensure_topology(
-    js: JetStreamContext, subjects: Subjects, max_deliver: int, ack_wait: float = ACK_WAIT_S
+    js: JetStreamContext, subjects: Subjects, max_deliver: int, ack_wait: float = ACK_WAIT_S, partitions: int = 1
 ) -> None:
     """Create or update every stream and durable consumer; safe to run from any number of processes."""
-    for config in stream_configs(subjects):
+    for config in stream_configs(subjects, partitions):
         try:
             await js.stream_info(config.name)
         except NotFoundError:
@@ -82,7 +117,7 @@ async def ensure_topology(
             log.info("stream created", extra={"stream": config.name})
         else:
             await js.update_stream(config)
-    for consumer in consumers(subjects).values():
+    for consumer in consumers(subjects, partitions).values():
         config = ConsumerConfig(
             durable_name=consumer.durable,
             ack_policy=AckPolicy.EXPLICIT,

@@ -30,6 +30,10 @@ _UPSERT_POSITION = (
 )
 
 
+class PositionConflict(Exception):
+    """Another process moved the projection first; read the new position and go on from there."""
+
+
 class ViewStore:
     """Rows of named views plus positions, on the service's own SQLite file or PostgreSQL schema."""
 
@@ -104,13 +108,25 @@ class ViewStore:
             row = self._conn.execute(sql, args).fetchone()
         return int(row[0])
 
-    def commit(self, name: str, position: int, rows: Mapping[tuple[str, str], Mapping[str, Any]]) -> None:
-        """Write `rows` ((view, key) -> body) and move `name` to `position`, in one transaction."""
+    def commit(
+        self,
+        name: str,
+        position: int,
+        rows: Mapping[tuple[str, str], Mapping[str, Any]],
+        expected: int | None = None,
+    ) -> None:
+        """Write `rows` ((view, key) -> body) and move `name` to `position`, in one transaction.
+        With `expected`, raise PositionConflict (writing nothing) unless `name` is still there."""
         payload = [(view, key, json.dumps(body, separators=(",", ":"))) for (view, key), body in rows.items()]
+        select = self._sql("SELECT position FROM view_positions WHERE name = {p}")
         with self._lock:
             if self.where.kind == "sqlite":
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
+                    if expected is not None:
+                        row = self._conn.execute(select, (name,)).fetchone()
+                        if (int(row[0]) if row else 0) != expected:
+                            raise PositionConflict(name)
                     self._conn.executemany(self._sql(_UPSERT_ROW), payload)
                     self._conn.execute(self._sql(_UPSERT_POSITION), (name, position))
                     self._conn.execute("COMMIT")
@@ -120,6 +136,11 @@ class ViewStore:
             else:
                 with self._conn.transaction():
                     cur = self._conn.cursor()
+                    if expected is not None:
+                        cur.execute(self._sql(_UPSERT_POSITION.replace("= excluded.position", "= view_positions.position")), (name, 0))
+                        row = cur.execute(select + " FOR UPDATE", (name,)).fetchone()
+                        if int(row[0]) != expected:
+                            raise PositionConflict(name)
                     if payload:
                         cur.executemany(self._sql(_UPSERT_ROW), payload)
                     cur.execute(self._sql(_UPSERT_POSITION), (name, position))

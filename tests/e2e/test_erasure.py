@@ -8,6 +8,8 @@ import json
 import sqlite3
 
 from stepout_runtime.keys import unseal
+import pytest
+
 from support import Platform, System
 
 NOTE = "my-sister-would-laugh-at-me-9c1e"
@@ -27,6 +29,7 @@ def stored_key(system: System, user: str) -> bytes | None:
     return base64.b64decode(row[0]) if row else None
 
 
+@pytest.mark.sqlite_only
 async def test_withdrawal_with_erase_shreds_notes_and_purges_inputs(platform: Platform, system: System) -> None:
     user = "u-erase"
     await platform.enrol(user)

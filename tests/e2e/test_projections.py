@@ -6,6 +6,8 @@ import sqlite3
 import subprocess
 import sys
 
+import pytest
+
 from support import Platform, System
 
 
@@ -16,6 +18,7 @@ def stepout(system: System, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.sqlite_only
 async def test_rebuild_verify_passes_then_names_a_tampered_participant(platform: Platform, system: System) -> None:
     for user in ("u-a", "u-b"):
         await platform.enrol(user)

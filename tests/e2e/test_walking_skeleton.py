@@ -12,6 +12,8 @@ import httpx
 
 from stepout_contract.envelope import CloudEvent
 from stepout_contract.outputs import OUTPUT_TYPES
+import pytest
+
 from support import Platform, System
 
 
@@ -106,6 +108,7 @@ async def test_every_output_is_a_valid_cloudevent_whose_msg_id_is_its_id(platfor
         model.model_validate(event.data)
 
 
+@pytest.mark.sqlite_only
 async def test_a_locked_store_is_retried_and_the_attempt_is_not_lost(platform: Platform, system: System) -> None:
     await platform.enrol("u-locked")
     await platform.wait_for("challenge.assigned", "u-locked")

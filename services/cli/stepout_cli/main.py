@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from datetime import datetime
+from pathlib import Path
 
-from stepout_contract.settings import SettingsError, load_settings
+from stepout_contract.settings import Settings, SettingsError, load_settings
+from stepout_contract.subjects import is_user_id
 from stepout_runtime import logs
 
 log = logging.getLogger("stepout")
@@ -28,7 +31,37 @@ def parser() -> argparse.ArgumentParser:
     projection_commands = projections.add_subparsers(dest="action", required=True)
     rebuild = projection_commands.add_parser("rebuild", help="rebuild the read models from the event stores")
     rebuild.add_argument("--verify", action="store_true", help="rebuild aside and compare with the live read models")
+
+    replay = commands.add_parser("replay", help="a participant's state and decisions as of a time, from the stores")
+    replay.add_argument("--user", type=user_id, required=True)
+    replay.add_argument("--as-of", type=moment, help="RFC 3339 time with an offset (default: now)")
+    replay.add_argument("--json", action="store_true", help="print the state as JSON")
+    audit = commands.add_parser("audit", help="hash-chained exports and re-derived decisions")
+    audit_commands = audit.add_subparsers(dest="action", required=True)
+    export = audit_commands.add_parser("export", help="a participant's inputs and decisions as chained JSON Lines")
+    export.add_argument("--user", type=user_id, required=True)
+    export.add_argument("--out", type=Path, required=True)
+    verify = audit_commands.add_parser("verify", help="recompute the hash chain of an export")
+    verify.add_argument("file", type=Path)
+    decisions = audit_commands.add_parser("decisions", help="re-derive a participant's decisions with their rule sets")
+    decisions.add_argument("--user", type=user_id, required=True)
     return top
+
+
+def user_id(text: str) -> str:
+    if not is_user_id(text):
+        raise argparse.ArgumentTypeError(f"not a user id (1 to 64 of A-Z a-z 0-9 _ -): {text!r}")
+    return text
+
+
+def moment(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 time: {text!r}") from None
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"the time needs an offset (Z or +hh:mm): {text!r}")
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +93,33 @@ def main(argv: list[str] | None = None) -> int:
         from .projections import rebuild
 
         return rebuild(settings, verify=args.verify)
+    if args.command == "audit" and args.action == "verify":
+        from .audit import verify
+
+        return verify(args.file)  # the file alone: no store is opened
+    from stepout_domain.catalog import CatalogError
+    from stepout_domain.ruleset import RuleSetError
+
+    try:
+        return _reading_stores(settings, args)
+    except (CatalogError, RuleSetError) as exc:
+        print(f"stepout: {exc}", file=sys.stderr)
+        return 2
+
+
+def _reading_stores(settings: Settings, args: argparse.Namespace) -> int:
+    if args.command == "replay":
+        from .replay import replay
+
+        return replay(settings, args.user, args.as_of, as_json=args.json)
+    if args.command == "audit" and args.action == "export":
+        from .audit import export
+
+        return export(settings, args.user, args.out)
+    if args.command == "audit" and args.action == "decisions":
+        from .rederive import audit_decisions
+
+        return audit_decisions(settings, args.user)
     return 2
 
 

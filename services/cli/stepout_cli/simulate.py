@@ -41,6 +41,7 @@ from .simulate_personas import STEADY, Script, assign_personas
 
 SOURCE = "urn:stepout:simulate"
 COACH_ID = "sim-coach"
+CONNECT_S = 10.0
 FIRST_ANSWER_S = 15.0
 REPLY_TIMEOUT_S = 30.0
 CONCURRENCY = 100
@@ -106,7 +107,10 @@ class Simulation:
         participant = self.cohort.get(self.subjects.user_of(msg.subject) or "")
         if participant is None:
             return  # someone else's participant
-        data = json.loads(msg.data)["data"]
+        try:
+            data = json.loads(msg.data)["data"]
+        except (ValueError, KeyError, TypeError):
+            return  # not a CloudEvent: nothing a platform could act on
         kind = msg.subject[len(self.subjects.prefix) + 1 :].rsplit(".", 1)[0]
         if kind == "overload.warning":
             participant.warnings.append(data)
@@ -210,10 +214,10 @@ async def run_simulation(
     scripts = [Script(i, seed, persona, days, end) for i, persona in enumerate(personas)]
     subjects = Subjects(settings.subject_prefix)
     try:
-        options = {**connect_options(settings, "stepout-simulate"), "disconnected_cb": _closing_quietly}
-        nc = await nats.connect(**options, allow_reconnect=False)
-    except (NatsError, OSError, TimeoutError) as exc:
-        raise NoAnswer(f"cannot connect to NATS at {settings.nats_url}: {exc or type(exc).__name__}") from None
+        options = {**connect_options(settings, "stepout-simulate"), "error_cb": _quiet, "disconnected_cb": _quiet}
+        nc = await asyncio.wait_for(nats.connect(**options), timeout=CONNECT_S)
+    except (NatsError, OSError, TimeoutError):
+        raise NoAnswer(f"cannot connect to NATS at {settings.nats_url} within {CONNECT_S:.0f} s") from None
     try:
         sim = Simulation(nc, subjects, scripts, end, reply_timeout)
         await sim.subscribe()
@@ -222,7 +226,13 @@ async def run_simulation(
 
         async def one(p: Participant, first: asyncio.Future[bool] | None = None) -> None:
             async with gate:
-                await sim.drive(p, first)
+                try:
+                    await sim.drive(p, first)
+                except (NatsError, TimeoutError) as exc:  # NATS went away for longer than the retries
+                    p.stalled = f"publish failed: {type(exc).__name__}"
+                finally:
+                    if first is not None and not first.done():
+                        first.set_result(False)
 
         everyone = list(sim.cohort.values())
         first: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
@@ -239,8 +249,8 @@ async def run_simulation(
     return SimulationResult(summary, sim.published)
 
 
-async def _closing_quietly() -> None:
-    """The run closes its connection at the end; that is not worth a warning."""
+async def _quiet(*_: object) -> None:
+    """A command prints one line when NATS cannot be reached, not one per reconnect attempt."""
 
 
 async def _check_fresh(nc: Client, subjects: Subjects, script: Script, seed: int) -> None:
@@ -288,6 +298,7 @@ def summarise(sim: Simulation, *, participants: int, days: int, seed: int, wall:
             "level_end_mean": round(statistics.mean(ends), 2),
             "level_max": max(max((a.level for a in p.script.attempts), default=p.script.starting_level) for p in group),
             "warned": sum(1 for p in group if p.warnings),
+            "warnings_by_rule": _counts(r["rule"] for p in group for w in p.warnings for r in w["rules"]),
             "stalls": sum(1 for p in group if p.stalled),
         }
     warnings = [w for p in cohort for w in p.warnings]
@@ -377,7 +388,7 @@ def render(summary: dict[str, Any]) -> None:
     console = Console()
     s = summary
     cohort = Table(title=f"stepout simulate: {s['participants']} participants, {s['days']} days, seed {s['seed']}")
-    for column in ("persona", "participants", "attempts", "level start -> end (mean)", "max level", "warned", "stalls"):
+    for column in ("persona", "people", "attempts", "level start -> end", "max level", "warned", "stalls"):
         cohort.add_column(column, justify="left" if column == "persona" else "right")
     for name, row in s["personas"].items():
         cohort.add_row(

@@ -15,10 +15,11 @@ from stepout_contract.settings import Settings
 from stepout_contract.subjects import Subjects, is_user_id
 from stepout_domain.catalog import load_catalog
 from stepout_domain.ruleset import load_ruleset
+from stepout_runtime.leases import leases_for
 from stepout_runtime.metrics import PlannerMetrics
 from stepout_runtime.outbox import OutboxRelay
 from stepout_runtime.service import QueryError, Service, ServiceParts
-from stepout_runtime.store import eventsourcing_env, location
+from stepout_runtime.store import eventsourcing_env, location, setup_lock
 from stepout_runtime.views import ViewStore
 
 from .application import PlannerApplication
@@ -85,11 +86,13 @@ def build(settings: Settings) -> tuple[ServiceParts, PlannerApplication]:
         store_ready=store_ready,
         executor=store,
         on_stop=[reads.shutdown, views.close, app.close],
+        leases=leases_for(where, f"{settings.subject_prefix}/planner"),
     )
     return parts, app
 
 
 async def serve(settings: Settings) -> None:
-    parts, app = build(settings)
+    with setup_lock(location(settings, "planner")):
+        parts, app = build(settings)
     await asyncio.get_running_loop().run_in_executor(parts.executor, app.project)
     await Service(settings, parts).run()

@@ -26,7 +26,7 @@ def history_of(app: Any, user_id: str, limit: int) -> list[dict[str, Any]] | Non
     events: list[dict[str, Any]] = []
     for record in stored:
         if record.topic.rsplit(".", 1)[1] in _INPUT_TYPES:
-            events.append(_input_event(app.mapper.to_domain_event(record), user_id))
+            events.append(input_event(app.mapper.to_domain_event(record), user_id))
         else:
             as_notification = Notification(
                 id=0,
@@ -41,7 +41,8 @@ def history_of(app: Any, user_id: str, limit: int) -> list[dict[str, Any]] | Non
     return events[:limit]
 
 
-def _input_event(domain_event: Any, user_id: str) -> dict[str, Any]:
+def input_event(domain_event: Any, user_id: str) -> dict[str, Any]:
+    """A stored input as the CloudEvent it arrived as, its note left out (the audit export uses it too)."""
     envelope = domain_event.envelope
     if hasattr(domain_event, "attempt"):
         data = {**domain_event.attempt, "user_id": user_id}  # the note is stored apart, never shown

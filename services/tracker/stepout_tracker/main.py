@@ -15,9 +15,11 @@ from stepout_contract.subjects import Subjects, is_user_id
 from stepout_domain.catalog import load_catalog
 from stepout_domain.ruleset import load_ruleset
 from stepout_runtime.keys import ParticipantKeys
+from stepout_runtime.leases import leases_for
+from stepout_runtime.topology import tracker_durables
 from stepout_runtime.outbox import Erase, OutboxRelay
 from stepout_runtime.service import QueryError, Service, ServiceParts
-from stepout_runtime.store import eventsourcing_env, location
+from stepout_runtime.store import eventsourcing_env, location, setup_lock
 from stepout_runtime.views import ViewStore
 from stepout_runtime.metrics import TrackerMetrics
 
@@ -83,8 +85,11 @@ def build(settings: Settings) -> tuple[ServiceParts, TrackerApplication]:
         async def erase(action: Erase) -> None:
             await asyncio.get_running_loop().run_in_executor(store, app.erase, action.user_id)
             # The inputs still held for this participant (notes included) go too.
+            tail = "" if settings.tracker_partitions == 1 else ".*"  # the partition token, when there is one
             await js.purge_stream(
-                app.subjects.in_stream, seq=action.before_seq, subject=f"{app.subjects.prefix}.*.*.{action.user_id}"
+                app.subjects.in_stream,
+                seq=action.before_seq,
+                subject=f"{app.subjects.prefix}.*.*.{action.user_id}{tail}",
             )
             log.info("participant erased", extra={"user_id": action.user_id})
 
@@ -105,7 +110,7 @@ def build(settings: Settings) -> tuple[ServiceParts, TrackerApplication]:
         port=settings.tracker_port,
         metrics=metrics,
         registry=registry,
-        ingest={"tracker": (INPUT_TYPES, app.handle_batch)},
+        ingest={durable: (INPUT_TYPES, app.handle_batch) for durable in tracker_durables(settings.tracker_partitions)},
         relay=relay,
         queries={"progress": query_progress, "history": query_history},
         lookups={"progress": lambda user_id: in_reads(app.progress_of, user_id)},
@@ -113,11 +118,13 @@ def build(settings: Settings) -> tuple[ServiceParts, TrackerApplication]:
         executor=store,
         on_stop=[reads.shutdown, views.close, keys.close, app.close],
         refresh_gauges=refresh_gauges,
+        leases=leases_for(where, f"{settings.subject_prefix}/tracker"),
     )
     return parts, app
 
 
 async def serve(settings: Settings) -> None:
-    parts, app = build(settings)
+    with setup_lock(location(settings, "tracker")):
+        parts, app = build(settings)
     await asyncio.get_running_loop().run_in_executor(parts.executor, app.project)
     await Service(settings, parts).run()

@@ -1,0 +1,284 @@
+"""`stepout audit decisions --user U`: every recorded decision re-derived by the pure domain.
+
+Each decision is re-run on the history recorded before it, with the rule set whose
+version is stamped on it (whatever STEPOUT_RULESET says now), and compared with what
+was stored:
+
+- tracker: at each recorded attempt, `overload.evaluate` + `warnings.after_attempt`
+  and `progress.progress_view` must give the clearing, warning and progress stored
+  after it (before the next input); at each review, `warnings.after_review` likewise.
+  The history is folded from the stored events as the `Participant` aggregate does.
+- planner: each stored `Decided` is `planning.decide(state, command, rules, catalog)`
+  on the plan folded from the decisions stored before it.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from stepout_contract.envelope import rfc3339
+from stepout_contract.settings import Settings
+from stepout_domain import overload, planning, progress, warnings
+from stepout_domain.catalog import Catalog, load_catalog
+from stepout_domain.plan_state import evolve, initial_state
+from stepout_domain.ruleset import DEFAULT_VERSION, RuleSet, RuleSetError, by_version
+from stepout_planner.records import command_from, event_from, event_record
+from stepout_tracker.participant import ATTEMPT, WARNING, clearing_record, warning_record
+
+from .bars import stderr_console
+from .trail import TRACKER_INPUTS, Entry, UnreadableEvent, read_trail
+
+# How each stored decision is counted in the summary.
+TRACKER_KINDS = {"WarningRaised": "warnings", "WarningCleared": "clearings", "ProgressUpdated": "progress updates"}
+PLANNER_KINDS = {"ChallengeAssigned": "assignments", "PlanPaused": "pauses"}
+OTHER_PLAN_EVENTS = "other plan events"
+_PAYLOADS = {"WarningRaised": "warning", "WarningCleared": "clearing", "ProgressUpdated": "view"}
+# What a stored event that no longer parses raises.
+_UNPARSABLE = (ValueError, KeyError, TypeError, AttributeError)
+
+
+@dataclass
+class Mismatch:
+    service: str
+    version: int
+    timestamp: datetime
+    what: str
+
+
+@dataclass
+class Rederived:
+    counts: Counter[str] = field(default_factory=Counter)
+    versions: set[str] = field(default_factory=set)
+    mismatch: Mismatch | None = None
+
+
+def audit_decisions(settings: Settings, user_id: str) -> int:
+    """Exit 0 when every stored decision is re-derived exactly, 1 at the first that is not (or a broken chain)."""
+    try:
+        trail = read_trail(settings, user_id, stderr_console())
+    except UnreadableEvent as exc:
+        print(f"mismatch: {exc}")
+        return 1
+    if not trail.known:
+        print(f"stepout: participant {user_id!r} is in neither event store", file=sys.stderr)
+        return 1
+    for service, found in trail.breaks:
+        print(f"chain broken: {service} store, participant {user_id}, event version {found.version}: {found.reason}")
+    result = Rederived()
+    rederive_tracker(user_id, trail.tracker, result)
+    if result.mismatch is None:
+        rederive_planner(user_id, trail.planner, load_catalog(settings.catalog), result)
+    if result.mismatch is not None:
+        m = result.mismatch
+        print(
+            f"mismatch: {m.service} store, participant {user_id}, event version {m.version} "
+            f"(stored {rfc3339(m.timestamp)}): {m.what}"
+        )
+    if result.mismatch is not None or trail.breaks:
+        return 1
+    total = sum(result.counts.values())
+    kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(result.counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    versions = ", ".join(sorted(result.versions)) or "none"
+    print(f"re-derived {total} decisions of {user_id} under rule set(s) {versions}: {kinds or 'none'}")
+    return 0
+
+
+# Tracker ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Participant:
+    """The history the tracker's aggregate keeps, folded from its stored events."""
+
+    user_id: str
+    timezone: str = "UTC"
+    attempts: list[Any] = field(default_factory=list)
+    active: warnings.Warning | None = None
+    raised_at: list[datetime] = field(default_factory=list)
+    last_review_at: datetime | None = None
+    last_version: str = DEFAULT_VERSION
+
+
+def rederive_tracker(user_id: str, stored: Sequence[Entry], result: Rederived) -> None:
+    state = _Participant(user_id)
+    for cause, decided in _groups(stored):
+        if cause is None:
+            result.mismatch = _at(decided[0], f"{decided[0].name} stored with no input before it")
+            return
+        try:
+            expected = _tracker_decisions(state, cause, decided)
+        except RuleSetError as exc:
+            result.mismatch = _at(cause, f"cannot re-derive the decisions of this {cause.name}: {exc}")
+            return
+        except _UNPARSABLE as exc:
+            result.mismatch = _at(cause, f"the stored {cause.name} does not parse ({type(exc).__name__})")
+            return
+        actual = [(e.name, _payload(e)) for e in decided]
+        found = _first_difference(expected, actual)
+        if found is not None:
+            index, what = found
+            at = decided[index] if index < len(decided) else cause
+            result.mismatch = _at(at, f"after {cause.name} (version {cause.version}): {what}")
+            return
+        for entry in decided:
+            result.counts[TRACKER_KINDS[entry.name]] += 1
+            if entry.ruleset_version is not None:
+                result.versions.add(entry.ruleset_version)
+            _fold_decision(state, entry)  # equal to the re-derived one, so it parses
+
+
+def _groups(stored: Sequence[Entry]) -> list[tuple[Entry | None, list[Entry]]]:
+    """Each input with the decisions stored after it, before the next input."""
+    groups: list[tuple[Entry | None, list[Entry]]] = []
+    for entry in stored:
+        if entry.name in TRACKER_INPUTS:
+            groups.append((entry, []))
+        elif not groups:
+            groups.append((None, [entry]))
+        else:
+            groups[-1][1].append(entry)
+    return groups
+
+
+def _tracker_decisions(state: _Participant, cause: Entry, decided: list[Entry]) -> list[tuple[str, Any]]:
+    """What the domain decides for `cause` on the history so far (and fold the input into it)."""
+    event = cause.event
+    if cause.name in ("Enrolled", "EnrolmentChanged"):
+        state.timezone = event.timezone
+        return []
+    if cause.name == "Withdrawn":
+        return []
+    stamped = next((e.ruleset_version for e in decided if e.name == "ProgressUpdated"), None)
+    if cause.name == "AttemptRecorded":
+        # The rule set that decided an attempt is stamped on the progress stored after it.
+        rules = by_version(stamped or state.last_version)
+        attempt = ATTEMPT.validate_python(event.attempt)
+        history = [*state.attempts, attempt]
+        hits = overload.evaluate(history, rules, since=state.last_review_at)
+        cleared, raised = warnings.after_attempt(
+            state.user_id, state.active, hits, state.raised_at, attempt.occurred_at, attempt.attempt_id, rules
+        )
+        state.attempts = history
+        return _warning_decisions(state, cleared, raised, rules)
+    # Reviewed. A review that cleared nothing stamps no version: judge it by the latest one seen.
+    rules = by_version(stamped or state.last_version)
+    state.last_review_at = event.reviewed_at
+    hits = overload.evaluate(state.attempts, rules, since=event.reviewed_at) if state.attempts else []
+    cleared = warnings.after_review(state.user_id, state.active, hits, event.reviewed_at, rules)
+    return _warning_decisions(state, cleared, None, rules) if cleared is not None else []
+
+
+def _warning_decisions(
+    state: _Participant, cleared: warnings.Clearing | None, raised: warnings.Warning | None, rules: RuleSet
+) -> list[tuple[str, Any]]:
+    expected: list[tuple[str, Any]] = []
+    active = state.active
+    if cleared is not None:
+        expected.append(("WarningCleared", clearing_record(cleared)))
+        active = None
+    if raised is not None:
+        expected.append(("WarningRaised", warning_record(raised)))
+        active = raised
+    view = progress.progress_view(state.user_id, state.attempts, state.timezone, active, rules)
+    expected.append(("ProgressUpdated", view))
+    return expected
+
+
+def _fold_decision(state: _Participant, entry: Entry) -> None:
+    if entry.name == "WarningRaised":
+        state.active = WARNING.validate_python(entry.event.warning)
+        state.raised_at.append(state.active.raised_at)
+    elif entry.name == "WarningCleared":
+        state.active = None
+    if entry.ruleset_version is not None:
+        state.last_version = entry.ruleset_version
+
+
+def _payload(entry: Entry) -> Any:
+    """What a stored tracker decision records: the warning, the clearing or the progress view."""
+    return getattr(entry.event, _PAYLOADS[entry.name], None)
+
+
+# Planner ----------------------------------------------------------------------------------------
+
+
+def rederive_planner(user_id: str, stored: Sequence[Entry], catalog: Catalog, result: Rederived) -> None:
+    state = initial_state(user_id)
+    for entry in stored:
+        if entry.name != "Decided":
+            continue
+        decided = entry.event
+        try:
+            rules = by_version(decided.ruleset_version)
+        except RuleSetError as exc:
+            result.mismatch = _at(entry, f"cannot re-derive this decision: {exc}")
+            return
+        try:
+            command = command_from(decided.command)
+            recorded = [event_from(record) for record in decided.events]
+        except _UNPARSABLE as exc:
+            result.mismatch = _at(entry, f"the stored decision does not parse ({type(exc).__name__})")
+            return
+        derived = [event_record(e) for e in planning.decide(state, command, rules, catalog)]
+        stored_records = [event_record(e) for e in recorded]
+        found = _first_difference(
+            [(r["kind"], r["body"]) for r in derived], [(r["kind"], r["body"]) for r in stored_records]
+        )
+        if found is not None:
+            result.mismatch = _at(entry, f"{command.__class__.__name__} under rule set {rules.version}: {found[1]}")
+            return
+        for event in recorded:
+            state = evolve(state, event)
+            result.counts[PLANNER_KINDS.get(type(event).__name__, OTHER_PLAN_EVENTS)] += 1
+        result.versions.add(rules.version)
+
+
+# Comparing --------------------------------------------------------------------------------------
+
+
+def _at(entry: Entry, what: str) -> Mismatch:
+    return Mismatch(entry.service, entry.version, entry.timestamp, what)
+
+
+def _json(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))
+
+
+def _first_difference(expected: list[tuple[str, Any]], actual: list[tuple[str, Any]]) -> tuple[int, str] | None:
+    """(index, description) of the first stored decision that differs from the re-derived one."""
+    for index in range(max(len(expected), len(actual))):
+        if index >= len(actual):
+            return index, f"the domain decides {expected[index][0]} here, the store has none"
+        if index >= len(expected):
+            return index, f"the store has {actual[index][0]}, the domain decides nothing more"
+        (want_kind, want), (got_kind, got) = expected[index], actual[index]
+        if want_kind != got_kind:
+            return index, f"the store has {got_kind}, the domain decides {want_kind}"
+        path = _differs(_json(want), _json(got), got_kind)
+        if path is not None:
+            return index, path
+    return None
+
+
+def _differs(want: Any, got: Any, path: str) -> str | None:
+    if isinstance(want, dict) and isinstance(got, dict):
+        for key in sorted(set(want) | set(got)):
+            found = _differs(want.get(key), got.get(key), f"{path}.{key}")
+            if found is not None:
+                return found
+        return None
+    if isinstance(want, list) and isinstance(got, list) and len(want) == len(got):
+        for i, (w, g) in enumerate(zip(want, got, strict=True)):
+            found = _differs(w, g, f"{path}[{i}]")
+            if found is not None:
+                return found
+        return None
+    if want != got:
+        return f"{path}: stored {json.dumps(got)}, re-derived {json.dumps(want)}"
+    return None
