@@ -82,9 +82,7 @@ def broker_options(settings: Settings, name: str) -> dict[str, Any]:
     context = options.pop("tls", None)
     security: NatsSecurity | None = None
     if "user" in options:
-        security = NatsUserPassword(
-            username=options.pop("user"), password=options.pop("password"), ssl_context=context
-        )
+        security = NatsUserPassword(username=options.pop("user"), password=options.pop("password"), ssl_context=context)
     elif "token" in options:
         security = NatsToken(token=options.pop("token"), ssl_context=context)
     elif "user_credentials" in options:
@@ -144,7 +142,8 @@ async def connect(settings: Settings, name: str) -> Client:
 
     client = Client()
     connecting = asyncio.ensure_future(client.connect(**{**options, "error_cb": on_error}))
-    await asyncio.wait({connecting, refused}, return_when=asyncio.FIRST_COMPLETED)
+    either: list[asyncio.Future[Any]] = [connecting, refused]
+    await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
     if connecting.done():
         refused.cancel()
         await connecting

@@ -27,8 +27,8 @@ from stepout_contract.subjects import Subjects
 from .connection import connect
 from .http import HttpApp, bound_port, make_server
 from .ingest import BatchHandler, IngestLoop
-from .metrics import CommonMetrics
 from .leases import Leases
+from .metrics import CommonMetrics
 from .outbox import OutboxRelay
 from .topology import consumers, ensure_topology
 

@@ -47,6 +47,9 @@ class ViewStore:
                 str(where.sqlite_path), timeout=5.0, check_same_thread=False, isolation_level=None
             )
             self._conn.execute("PRAGMA journal_mode=WAL")
+            # Views and positions are derived and commit together, so losing the last commits
+            # to a power cut only means recomputing them: no need to wait for fsync each time.
+            self._conn.execute("PRAGMA synchronous=NORMAL")
             self._p = "?"
         else:
             import psycopg

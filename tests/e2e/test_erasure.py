@@ -7,9 +7,9 @@ import asyncio
 import json
 import sqlite3
 
-from stepout_runtime.keys import unseal
 import pytest
 
+from stepout_runtime.keys import unseal
 from support import Platform, System
 
 NOTE = "my-sister-would-laugh-at-me-9c1e"

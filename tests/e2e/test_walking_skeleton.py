@@ -9,11 +9,10 @@ import threading
 import time
 
 import httpx
+import pytest
 
 from stepout_contract.envelope import CloudEvent
 from stepout_contract.outputs import OUTPUT_TYPES
-import pytest
-
 from support import Platform, System
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from stepout_domain.catalog import (
     CATEGORIES,
     DEFAULT_CATALOG_PATH,

@@ -28,7 +28,7 @@ def export(settings: Settings, user_id: str, out: Path) -> int:
     try:
         trail = read_trail(settings, user_id, console, stop_at_break=True)
     except UnreadableEvent as exc:
-        print(f"cannot export {user_id}: {exc}; nothing exported")
+        print(f"{exc.naming(user_id)}; nothing exported")
         return 1
     for service, found in trail.breaks:
         print(f"chain broken: {service} store, participant {user_id}, event version {found.version}: {found.reason}")

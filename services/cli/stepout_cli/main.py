@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             return run_all(settings) if args.which == "all" else run_service(settings, args.which)
-        except Exception as exc:  # noqa: BLE001 - one line naming what is wrong, not a traceback
+        except Exception as exc:
             from stepout_domain.catalog import CatalogError
             from stepout_domain.ruleset import RuleSetError
 

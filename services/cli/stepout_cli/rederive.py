@@ -25,6 +25,7 @@ from typing import Any
 from stepout_contract.envelope import rfc3339
 from stepout_contract.settings import Settings
 from stepout_domain import overload, planning, progress, warnings
+from stepout_domain.attempts import Attempt
 from stepout_domain.catalog import Catalog, load_catalog
 from stepout_domain.plan_state import evolve, initial_state
 from stepout_domain.ruleset import DEFAULT_VERSION, RuleSet, RuleSetError, by_version
@@ -63,7 +64,7 @@ def audit_decisions(settings: Settings, user_id: str) -> int:
     try:
         trail = read_trail(settings, user_id, stderr_console())
     except UnreadableEvent as exc:
-        print(f"mismatch: {exc}")
+        print(f"mismatch: {exc.naming(user_id)}")
         return 1
     if not trail.known:
         print(f"stepout: participant {user_id!r} is in neither event store", file=sys.stderr)
@@ -98,7 +99,7 @@ class _Participant:
 
     user_id: str
     timezone: str = "UTC"
-    attempts: list[Any] = field(default_factory=list)
+    attempts: list[Attempt] = field(default_factory=list)
     active: warnings.Warning | None = None
     raised_at: list[datetime] = field(default_factory=list)
     last_review_at: datetime | None = None

@@ -22,7 +22,7 @@ from stepout_domain.plan_state import PlanState, evolve, initial_state
 from stepout_planner.records import event_from
 
 from .bars import stderr_console
-from .trail import Trail, read_trail
+from .trail import Trail, UnreadableEvent, read_trail
 
 TEXT_WIDTH = 200
 DECISION_KINDS = {
@@ -36,10 +36,16 @@ DECISION_KINDS = {
 def replay(settings: Settings, user_id: str, as_of: datetime | None, as_json: bool) -> int:
     """Print the participant as of `as_of` (now when None). Exit 1 when the stores do not know them."""
     at = as_of or datetime.now(UTC)
-    trail = read_trail(settings, user_id, stderr_console())
+    try:
+        trail = read_trail(settings, user_id, stderr_console())
+    except UnreadableEvent as exc:
+        print(f"stepout: {exc.naming(user_id)}", file=sys.stderr)
+        return 1
     if not trail.known:
         print(f"stepout: participant {user_id!r} is in neither event store", file=sys.stderr)
         return 1
+    for service, found in trail.breaks:  # shown, not fatal: `audit export` and `audit decisions` fail on it
+        print(f"warning: chain broken: {service} store, event version {found.version}: {found.reason}", file=sys.stderr)
     state = state_as_of(trail, at)
     summary = (
         f"replayed {state['stored_events']} stored events of {user_id} as of {state['as_of']}: "

@@ -4,7 +4,7 @@ Each participant (`simulate_personas.Script`) enrols, then walks its days from `
 ago up to now: every attempt answers the latest `challenge.assigned` it received, and
 the next attempt waits for the planner's next assignment. Simulated time only moves
 forward and never passes the moment the run started, so no `occurred_at` is ever in
-the future. Outputs are read with core NATS subscriptions opened before anything is
+the future. Outputs are read with a core NATS subscription opened before anything is
 published. At the end the run compares the warnings stepout raised with the overload
 episodes the simulator injected, and prints a summary.
 
@@ -34,10 +34,10 @@ from nats.errors import Error as NatsError
 
 from stepout_contract.envelope import CONTENT_TYPE, encode, make_event, rfc3339
 from stepout_contract.settings import Settings
-from stepout_contract.subjects import Subjects
+from stepout_contract.subjects import OUTPUT_FAMILIES, Subjects
 from stepout_runtime.connection import connect_options
 
-from .simulate_personas import STEADY, Script, assign_personas
+from .simulate_personas import PERSONAS, STEADY, Script, assign_personas
 
 SOURCE = "urn:stepout:simulate"
 COACH_ID = "sim-coach"
@@ -97,11 +97,22 @@ class Simulation:
         self.dead_letters: Counter[str] = Counter()
 
     async def subscribe(self) -> None:
-        for family, name in (("challenge", "assigned"), ("plan", "paused"), ("progress", "updated")):
-            await self.nc.subscribe(self.subjects.all_of(family, name), cb=self._on_output)
-        await self.nc.subscribe(f"{self.subjects.prefix}.overload.>", cb=self._on_output)
-        await self.nc.subscribe(f"{self.subjects.prefix}.deadletter.>", cb=self._on_dead_letter)
+        """One subscription for every output and dead letter, open before anything is published.
+
+        One, not one per subject: nats-py hands each subscription's messages to its own task,
+        so across subscriptions a `challenge.assigned` could overtake the `plan.paused` the
+        planner published just before it. The connection is made with `no_echo`, so the
+        inputs this run publishes do not come back.
+        """
+        await self.nc.subscribe(f"{self.subjects.prefix}.>", cb=self._on_message)
         await self.nc.flush()
+
+    async def _on_message(self, msg: Msg) -> None:
+        family = msg.subject[len(self.subjects.prefix) + 1 :].split(".", 1)[0]
+        if family == "deadletter":
+            await self._on_dead_letter(msg)
+        elif family in OUTPUT_FAMILIES:
+            await self._on_output(msg)
 
     async def _on_output(self, msg: Msg) -> None:
         participant = self.cohort.get(self.subjects.user_of(msg.subject) or "")
@@ -214,7 +225,12 @@ async def run_simulation(
     scripts = [Script(i, seed, persona, days, end) for i, persona in enumerate(personas)]
     subjects = Subjects(settings.subject_prefix)
     try:
-        options = {**connect_options(settings, "stepout-simulate"), "error_cb": _quiet, "disconnected_cb": _quiet}
+        options = {
+            **connect_options(settings, "stepout-simulate"),
+            "error_cb": _quiet,
+            "disconnected_cb": _quiet,
+            "no_echo": True,
+        }
         nc = await asyncio.wait_for(nats.connect(**options), timeout=CONNECT_S)
     except (NatsError, OSError, TimeoutError):
         raise NoAnswer(f"cannot connect to NATS at {settings.nats_url} within {CONNECT_S:.0f} s") from None
@@ -288,8 +304,10 @@ def summarise(sim: Simulation, *, participants: int, days: int, seed: int, wall:
     """What the run did and what stepout answered, as JSON-ready data."""
     cohort = list(sim.cohort.values())
     personas: dict[str, dict[str, Any]] = {}
-    for name in dict.fromkeys(p.script.persona.name for p in sorted(cohort, key=_persona_order)):
-        group = [p for p in cohort if p.script.persona.name == name]
+    for persona in PERSONAS:
+        name, group = persona.name, [p for p in cohort if p.script.persona is persona]
+        if not group:
+            continue
         ends = [p.script.attempts[-1].level if p.script.attempts else p.script.starting_level for p in group]
         personas[name] = {
             "participants": len(group),
@@ -364,12 +382,6 @@ def _caught(p: Participant) -> bool:
     following = p.script.attempt_after(episode.onset_index)
     raisers = {episode.onset_at} | ({following.at} if following else set())
     return any(episode.onset_id in w["evidence"] or _time(w["raised_at"]) in raisers for w in p.warnings)
-
-
-def _persona_order(p: Participant) -> int:
-    from .simulate_personas import PERSONAS
-
-    return PERSONAS.index(p.script.persona)
 
 
 def _counts(values: Any) -> dict[str, int]:

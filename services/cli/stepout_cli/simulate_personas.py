@@ -154,6 +154,8 @@ class Planned:
 
 @dataclass
 class Attempted:
+    """An attempt the participant made, as the ground truth remembers it."""
+
     attempt_id: str
     at: datetime
     level: int
@@ -251,6 +253,7 @@ class Script:
             self._burst = ["burst_rejected"] * self.rng.randint(STREAK_LENGTH, STREAK_LENGTH + 2)
             return Planned(at, "burst_accepted")
         if self._hostile_at is not None and self.episode is None:
+            # The second hostile of the pair; if it comes too late for the 7-day window, the next tries again.
             return Planned(at, "hostile")
         if self._episode_due(at):
             return Planned(at, "hostile" if self.persona.episode == HOSTILE else "crisis")

@@ -32,9 +32,8 @@ from stepout_tracker.participant import participant_id
 from .bars import progress_bars
 from .stores import SERVICES, open_app
 
-# Stored tracker events that record an input, and those that record a decision.
+# Stored tracker events that record an input; the others record its decisions.
 TRACKER_INPUTS = frozenset({"Enrolled", "EnrolmentChanged", "AttemptRecorded", "Reviewed", "Withdrawn"})
-TRACKER_DECISIONS = frozenset({"WarningRaised", "WarningCleared", "ProgressUpdated"})
 
 Apps = dict[str, Any]  # service name -> TrackerApplication | PlannerApplication
 Key = tuple[datetime, str, int, int]  # stored timestamp, service, version, index
@@ -44,9 +43,16 @@ class UnreadableEvent(Exception):
     """A stored event that no longer decodes (changed inside the store)."""
 
     def __init__(self, service: str, version: int, reason: str) -> None:
-        super().__init__(f"{service} event version {version} cannot be read: {reason}")
+        super().__init__(f"{service} store, event version {version}: the stored event cannot be read ({reason})")
         self.service = service
         self.version = version
+        self.reason = reason
+
+    def naming(self, user_id: str) -> str:
+        return (
+            f"{self.service} store, participant {user_id}, event version {self.version}: "
+            f"the stored event cannot be read ({self.reason})"
+        )
 
 
 @dataclass(frozen=True)

@@ -163,8 +163,10 @@ class PlannerApplication(BatchApplication):
     # Read model -------------------------------------------------------------------------------
 
     def project_page(self, page: Sequence[Notification]) -> Rows:
-        decided = [n for n in page if n.topic == self._topic]
-        stored = [self.mapper.to_domain_event(n) for n in decided]
+        return self.rows_for([self.mapper.to_domain_event(n) for n in page if n.topic == self._topic])
+
+    def rows_for(self, events: Sequence[Any]) -> Rows:
+        stored = [e for e in events if isinstance(e, Plan.Decided)]  # type: ignore[attr-defined]
         known = self.views.get_many("plans_by_id", [str(s.originator_id) for s in stored])
         rows: Rows = {}
         views: dict[str, dict[str, Any] | None] = dict(known)

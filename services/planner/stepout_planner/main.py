@@ -41,6 +41,8 @@ def build(settings: Settings) -> tuple[ServiceParts, PlannerApplication]:
         subjects=Subjects(settings.subject_prefix),
         metrics=metrics,
     )
+    # The relay reads the log and moves its position beside the ingest, not behind it.
+    outbox = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
     store = ThreadPoolExecutor(max_workers=1, thread_name_prefix="planner-store")
     reads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="planner-reads")
 
@@ -67,7 +69,7 @@ def build(settings: Settings) -> tuple[ServiceParts, PlannerApplication]:
             max_notification_id=app.recorder.max_notification_id,
             to_outputs=app.to_outputs,
             views=views,
-            executor=store,
+            executor=outbox,
             metrics=metrics,
         )
 
@@ -85,7 +87,7 @@ def build(settings: Settings) -> tuple[ServiceParts, PlannerApplication]:
         lookups={"plan": plan_of},
         store_ready=store_ready,
         executor=store,
-        on_stop=[reads.shutdown, views.close, app.close],
+        on_stop=[reads.shutdown, outbox.shutdown, views.close, app.close],
         leases=leases_for(where, f"{settings.subject_prefix}/planner"),
     )
     return parts, app

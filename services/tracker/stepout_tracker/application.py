@@ -19,8 +19,8 @@ from stepout_domain.catalog import Catalog
 from stepout_domain.ruleset import RuleSet
 from stepout_runtime.application import BatchApplication, Rows, Touched
 from stepout_runtime.inbound import DeadLetter, Inbound, Verdict
-from stepout_runtime.metrics import TrackerMetrics
 from stepout_runtime.keys import ParticipantKeys, seal
+from stepout_runtime.metrics import TrackerMetrics
 from stepout_runtime.outbox import Effect, Erase, Output
 from stepout_runtime.views import ViewStore
 
@@ -198,11 +198,15 @@ class TrackerApplication(BatchApplication):
     # --- Read model --------------------------------------------------------------------------
 
     def project_page(self, page: Sequence[Notification]) -> Rows:
+        # Only progress events matter: decode no other.
+        wanted = self._topics["ProgressUpdated"]
+        return self.rows_for([self.mapper.to_domain_event(n) for n in page if n.topic == wanted])
+
+    def rows_for(self, events: Sequence[Any]) -> Rows:
         rows: Rows = {}
-        for notification in page:
-            if notification.topic == self._topics["ProgressUpdated"]:
-                view = self.mapper.to_domain_event(notification).view  # type: ignore[attr-defined]
-                rows[("progress", view["user_id"])] = view
+        for event in events:
+            if isinstance(event, Participant.ProgressUpdated):  # type: ignore[attr-defined]
+                rows[("progress", event.view["user_id"])] = event.view
         return rows
 
     def progress_of(self, user_id: str) -> dict[str, Any] | None:

@@ -16,12 +16,12 @@ from stepout_domain.catalog import load_catalog
 from stepout_domain.ruleset import load_ruleset
 from stepout_runtime.keys import ParticipantKeys
 from stepout_runtime.leases import leases_for
-from stepout_runtime.topology import tracker_durables
+from stepout_runtime.metrics import TrackerMetrics
 from stepout_runtime.outbox import Erase, OutboxRelay
 from stepout_runtime.service import QueryError, Service, ServiceParts
 from stepout_runtime.store import eventsourcing_env, location, setup_lock
+from stepout_runtime.topology import tracker_durables
 from stepout_runtime.views import ViewStore
-from stepout_runtime.metrics import TrackerMetrics
 
 from .application import TrackerApplication
 from .history import history_of
@@ -45,6 +45,8 @@ def build(settings: Settings) -> tuple[ServiceParts, TrackerApplication]:
         metrics=metrics,
         keys=keys,
     )
+    # The relay reads the log and moves its position beside the ingest, not behind it.
+    outbox = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
     store = ThreadPoolExecutor(max_workers=1, thread_name_prefix="tracker-store")
     reads = ThreadPoolExecutor(max_workers=2, thread_name_prefix="tracker-reads")
 
@@ -100,7 +102,7 @@ def build(settings: Settings) -> tuple[ServiceParts, TrackerApplication]:
             max_notification_id=app.recorder.max_notification_id,
             to_outputs=app.to_outputs,
             views=views,
-            executor=store,
+            executor=outbox,
             metrics=metrics,
             erase=erase,
         )
@@ -116,7 +118,7 @@ def build(settings: Settings) -> tuple[ServiceParts, TrackerApplication]:
         lookups={"progress": lambda user_id: in_reads(app.progress_of, user_id)},
         store_ready=store_ready,
         executor=store,
-        on_stop=[reads.shutdown, views.close, keys.close, app.close],
+        on_stop=[reads.shutdown, outbox.shutdown, views.close, keys.close, app.close],
         refresh_gauges=refresh_gauges,
         leases=leases_for(where, f"{settings.subject_prefix}/tracker"),
     )

@@ -1,0 +1,148 @@
+"""Shared pieces of the benchmarks: servers, services, messages."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class NatsServer:
+    def __init__(self, store: Path) -> None:
+        self.store = store
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        binary = Path(sys.executable).parent / "nats-server"
+        self.process = subprocess.Popen(
+            [str(binary), "-js", "-a", "127.0.0.1", "-p", str(self.port), "-sd", str(self.store)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for _ in range(200):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError("nats-server did not start")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(10)
+
+
+class Service:
+    def __init__(self, name: str, env: dict[str, str], log: Path) -> None:
+        self.name, self.env, self.log = name, env, log
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.env[f"STEPOUT_{self.name.upper()}_PORT"])
+
+    def start(self) -> None:
+        out = self.log.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "stepout_cli.main", "run", self.name], env=self.env, stdout=out, stderr=out, cwd=ROOT
+        )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if self.process.poll() is not None:
+                raise RuntimeError(self.log.read_text()[-3000:])
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} not ready")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            self.process.wait(30)
+
+    def rss_mb(self) -> float:
+        assert self.process is not None
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+
+def service_env(nats_url: str, data_dir: Path, prefix: str, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("STEPOUT_")}
+    env.update(
+        STEPOUT_NATS_URL=nats_url,
+        STEPOUT_DATA_DIR=str(data_dir),
+        STEPOUT_SUBJECT_PREFIX=prefix,
+        STEPOUT_PLANNER_PORT=str(free_port()),
+        STEPOUT_TRACKER_PORT=str(free_port()),
+        STEPOUT_LOG_LEVEL="WARNING",
+    )
+    env.update(extra)
+    return env
+
+
+def cloud_event(type_: str, user_id: str, data: dict[str, Any], event_id: str) -> bytes:
+    return json.dumps(
+        {
+            "specversion": "1.0",
+            "id": event_id,
+            "source": "urn:bench:platform",
+            "type": type_,
+            "subject": user_id,
+            "time": datetime.now(UTC).isoformat(),
+            "datacontenttype": "application/json",
+            "data": data,
+        }
+    ).encode()
+
+
+def attempt_messages(prefix: str, users: list[str], n: int, seed: int = 7) -> list[tuple[str, bytes, str]]:
+    """N `attempt.logged` CloudEvents spread over `users`, with calm, habituating readings."""
+    rng = random.Random(seed)
+    start = datetime.now(UTC) - timedelta(days=20)
+    messages = []
+    for i in range(n):
+        user = users[i % len(users)]
+        event_id = str(uuid.UUID(int=rng.getrandbits(128)))
+        peak = rng.randint(30, 60)
+        data = {
+            "attempt_id": str(uuid.UUID(int=rng.getrandbits(128))),
+            "user_id": user,
+            "assignment_id": None,
+            "challenge_id": "money-03-ask-for-coffee-discount",
+            "outcome": rng.choice(["rejected", "accepted", "accepted", "skipped"]),
+            "suds_before": peak - 10,
+            "suds_peak": peak,
+            "suds_after": peak - 20,
+            "occurred_at": (start + timedelta(seconds=60 * i // len(users) + i % len(users))).isoformat(),
+        }
+        messages.append((f"{prefix}.attempt.logged.{user}", cloud_event("stepout.attempt.logged.v1", user, data, event_id), event_id))
+    return messages

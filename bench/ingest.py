@@ -1,0 +1,96 @@
+"""Baseline (raw nats-py) and stepout's ingest, on the same preloaded messages."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import nats
+from nats.js.api import AckPolicy, ConsumerConfig
+
+from stepout_contract.subjects import Subjects
+from stepout_runtime.topology import ensure_topology
+
+from .common import NatsServer, Service, attempt_messages, cloud_event, service_env
+
+USERS = [f"b-{i:04d}" for i in range(200)]
+
+
+async def _publish_all(js: Any, messages: list[tuple[str, bytes, str]]) -> None:
+    window = []
+    for subject, body, event_id in messages:
+        window.append(await js.publish_async(subject, body, headers={"Nats-Msg-Id": event_id}))
+        if len(window) >= 2000:
+            await asyncio.gather(*window)
+            window = []
+    await asyncio.gather(*window)
+
+
+async def _baseline(js: Any, stream: str, n: int) -> float:
+    """A raw pull consumer that fetches, parses and acks every message: the transport's ceiling here."""
+    sub = await js.pull_subscribe_bind("bench-baseline", stream=stream)
+    seen, started = 0, time.perf_counter()
+    while seen < n:
+        batch = await sub.fetch(1000, timeout=5)
+        for msg in batch:
+            json.loads(msg.data)
+            await msg.ack()
+        seen += len(batch)
+    elapsed = time.perf_counter() - started
+    await sub.unsubscribe()
+    return n / elapsed
+
+
+async def _drained(js: Any, stream: str, durable: str, n: int, timeout: float) -> float:
+    """Seconds from the first delivery to the last ack of `durable`."""
+    first = None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = await js.consumer_info(stream, durable)
+        if first is None and info.delivered.stream_seq > 0:
+            first = time.perf_counter()
+        if first is not None and info.num_pending == 0 and info.num_ack_pending == 0 and info.ack_floor.stream_seq > 0:
+            return time.perf_counter() - first
+        await asyncio.sleep(0.02)
+    raise TimeoutError(f"{durable} did not drain {n} messages")
+
+
+async def run_ingest(work: Path, n: int, store: dict[str, str], label: str) -> dict[str, float]:
+    server = NatsServer(work / f"nats-{label}")
+    server.start()
+    prefix = f"bench{label}"
+    subjects = Subjects(prefix)
+    env = service_env(server.url, work / f"data-{label}", prefix, **store)
+    (work / f"data-{label}").mkdir(parents=True, exist_ok=True)
+    tracker = Service("tracker", env, work / f"tracker-{label}.log")
+    try:
+        nc = await nats.connect(server.url)
+        js = nc.jetstream()
+        await ensure_topology(js, subjects, max_deliver=20, ack_wait=30)
+        await js.add_consumer(
+            subjects.in_stream,
+            ConsumerConfig(durable_name="bench-baseline", ack_policy=AckPolicy.EXPLICIT, max_ack_pending=20_000),
+        )
+        enrolments = [
+            (f"{prefix}.participant.enrolled.{u}", cloud_event("stepout.participant.enrolled.v1", u, {"user_id": u}, f"e-{u}"), f"e-{u}")
+            for u in USERS
+        ]
+        # Enrol first so that every attempt is valid, then preload the attempts.
+        await _publish_all(js, enrolments)
+        tracker.start()
+        await _drained(js, subjects.in_stream, "tracker", len(USERS), 60)
+        tracker.stop()
+        await _publish_all(js, attempt_messages(prefix, USERS, n))
+
+        baseline = await _baseline(js, subjects.in_stream, n + len(USERS))
+        tracker.start()
+        seconds = await _drained(js, subjects.in_stream, "tracker", n, 600)
+        rss = tracker.rss_mb()
+        await nc.close()
+        return {"baseline_msgs_per_s": baseline, "ingest_attempts_per_s": n / seconds, "ratio": n / seconds / baseline, "rss_mb": rss}
+    finally:
+        tracker.stop()
+        server.stop()

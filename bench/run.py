@@ -1,0 +1,87 @@
+"""`make bench`: stepout measured against the transport it runs on, in one run.
+
+Prints a table and writes bench/results.json. Needs no services running: it starts its own
+nats-server (and uses the PostgreSQL at STEPOUT_BENCH_POSTGRES_DSN for the PostgreSQL row).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+from .ingest import run_ingest
+from .latency import run_latency
+from .rebuild import run_memory, run_rebuild
+
+POSTGRES_DSN = os.environ.get("STEPOUT_BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+RESULTS = Path(__file__).with_name("results.json")
+PARTS = ("ingest", "latency", "rebuild", "memory")
+
+
+def table(results: dict[str, object]) -> str:
+    rows = [("measure", "value", "target")]
+    for label, key in (("SQLite", "ingest_sqlite"), ("PostgreSQL", "ingest_postgres")):
+        r = results.get(key)
+        if isinstance(r, dict):
+            target = "0.6x" if label == "SQLite" else "0.4x"
+            rows.append((f"baseline raw consumer ({label} run)", f"{r['baseline_msgs_per_s']:,.0f} msg/s", ""))
+            rows.append((f"ingest {label}", f"{r['ingest_attempts_per_s']:,.0f} attempts/s = {r['ratio']:.2f}x", f">= {target}"))
+    r = results.get("latency")
+    if isinstance(r, dict):
+        rows.append((f"latency at {r['rate_per_s']}/s for {r['seconds']}s", f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, max {r['max_ms']:.1f} ms", "p99 <= 25 ms"))
+    r = results.get("rebuild")
+    if isinstance(r, dict):
+        rows.append((f"rebuild of {r['events']:,} events", f"{r['events_per_s_wall']:,.0f} events/s", ">= 100,000/s"))
+    r = results.get("memory")
+    if isinstance(r, dict):
+        rows.append((f"tracker RSS, {r['participants']:,} participants", f"{r['rss_mb']:.0f} MB", "<= 300 MB"))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    lines = [" | ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)) for row in rows]
+    lines.insert(1, "-+-".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="make bench")
+    parser.add_argument("--messages", type=int, default=20_000)
+    parser.add_argument("--rate", type=int, default=500)
+    parser.add_argument("--seconds", type=int, default=30)
+    parser.add_argument("--rebuild-events", type=int, default=1_000_000)
+    parser.add_argument("--participants", type=int, default=100_000)
+    parser.add_argument("--only", nargs="*", choices=PARTS, default=list(PARTS))
+    args = parser.parse_args()
+    results: dict[str, object] = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}",
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="stepout-bench-") as tmp:
+        work = Path(tmp)
+        if "ingest" in args.only:
+            results["ingest_sqlite"] = asyncio.run(run_ingest(work, args.messages, {"STEPOUT_STORE": "sqlite"}, "sqlite"))
+            schema = f"bench{uuid.uuid4().hex[:8]}"
+            store = {"STEPOUT_STORE": "postgres", "STEPOUT_POSTGRES_DSN": POSTGRES_DSN, "STEPOUT_POSTGRES_SCHEMA": schema}
+            results["ingest_postgres"] = asyncio.run(run_ingest(work, args.messages, store, "pg"))
+        if "latency" in args.only:
+            results["latency"] = asyncio.run(run_latency(work, args.rate, args.seconds))
+        if "rebuild" in args.only:
+            results["rebuild"] = run_rebuild(work, args.rebuild_events)
+        if "memory" in args.only:
+            results["memory"] = asyncio.run(run_memory(work, args.participants))
+    results["bench_seconds"] = round(time.perf_counter() - started, 1)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+    print(f"\n{results['machine']}; written to {RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,324 @@
+"""Real NATS servers that want credentials, for the access-control tests.
+
+The deploy configuration with its role identities, a throwaway TLS CA with server and client
+certificates (openssl command line), and an operator-mode server whose users log in with a
+creds file (JWT + nkey seed, signed here with the `nkeys` package).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nats
+import nkeys
+from faststream.nats import NatsBroker
+from nats.aio.client import Client
+
+from stepout_contract.settings import Settings
+from stepout_contract.subjects import OUTPUT_FAMILIES
+from stepout_runtime.connection import SERVICE_INBOX_PREFIX, broker_options, connect, connect_options
+from support import ROOT, Platform, free_port, nats_server_binary
+
+DEPLOY_CONFIG = ROOT / "deploy" / "nats" / "nats-server.conf"
+PREFIX = "stepout"  # the deploy configuration is written for the default prefix
+
+# The platform identity logs in with this password, which the server knows only as its bcrypt
+# hash (cost 10): the tests use both forms the configuration accepts, plain and hashed.
+PLATFORM_PASSWORD = "platform-test-only-password"
+PLATFORM_PASSWORD_BCRYPT = "$2b$10$OFwIX0.r68JKHG5pUDoDhewrG04Z05p5br65I5TpGuBeKCFvMPVkG"
+
+NATS_CREDENTIAL_FIELDS = (
+    "nats_user",
+    "nats_password",
+    "nats_token",
+    "nats_creds",
+    "nats_tls_ca",
+    "nats_tls_cert",
+    "nats_tls_key",
+)
+
+
+def conf_string(value: str) -> str:
+    """An environment value the server's configuration parser reads as a string, whatever it holds."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def deploy_env(store: Path, passwords: dict[str, str]) -> dict[str, str]:
+    """The environment deploy/nats/nats-server.conf reads: store directory and one password per role."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith("STEPOUT_")}
+    env["STEPOUT_NATSD_STORE_DIR"] = conf_string(str(store))
+    env["STEPOUT_NATSD_PLATFORM_PASSWORD"] = conf_string(PLATFORM_PASSWORD_BCRYPT)
+    for role in ("tracker", "planner"):
+        env[f"STEPOUT_NATSD_{role.upper()}_PASSWORD"] = conf_string(passwords[role])
+    return env
+
+
+@dataclass
+class ConfiguredNatsServer:
+    """`nats-server -c CONFIG` on a free loopback port, with its own environment and log file."""
+
+    config: Path
+    log_path: Path
+    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
+    extra_args: list[str] = field(default_factory=list)
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        command = [nats_server_binary(), "-c", str(self.config), "-a", "127.0.0.1", "-p", str(self.port)]
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen([*command, *self.extra_args], env=self.env, stdout=log, stderr=log)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"nats-server exited with {self.process.returncode}:\n{self.log()}")
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return
+            time.sleep(0.05)
+        raise RuntimeError(f"nats-server did not start:\n{self.log()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+
+def settings_for(url: str, **fields: Any) -> Settings:
+    """Settings as a service would read them, every NATS credential not given left unset."""
+    unset: dict[str, Any] = dict.fromkeys(NATS_CREDENTIAL_FIELDS)
+    return Settings(nats_url=url, **{**unset, **fields})
+
+
+# --- identities on the deploy configuration ----------------------------------------------------
+
+
+@dataclass
+class Identity:
+    """One connection under one role, with the errors the server sent it (permission violations)."""
+
+    nc: Client
+    errors: list[str]
+
+    async def violation(self, subject: str, timeout: float = 3.0) -> str:
+        """The permission violation the server reported for `subject`, waited for."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for error in self.errors:
+                # nats-py lower-cases the server's message, subject included.
+                if error.lower().startswith("nats: permissions violation") and f'"{subject.lower()}"' in error.lower():
+                    return error
+            await asyncio.sleep(0.02)
+        raise AssertionError(f"no permission violation for {subject}; errors: {self.errors}")
+
+
+def _collecting(errors: list[str]) -> Any:
+    async def on_error(error: Exception) -> None:
+        errors.append(str(error))
+
+    return on_error
+
+
+async def service_identity(url: str, role: str, password: str) -> Identity:
+    """A connection like a service's (its settings, its inbox prefix), logged in as `role`."""
+    errors: list[str] = []
+    options = connect_options(settings_for(url, nats_user=role, nats_password=password), f"test-{role}")
+    options.update(inbox_prefix=SERVICE_INBOX_PREFIX, error_cb=_collecting(errors), allow_reconnect=False)
+    return Identity(await nats.connect(**options), errors)
+
+
+class PlatformIdentity(Platform):
+    """A platform logged in as `platform`: it may subscribe to the outputs only, not to all of `stepout.>`."""
+
+    def __init__(self, nc: Client, errors: list[str]) -> None:
+        super().__init__(nc, PREFIX)
+        self.identity = Identity(nc, errors)
+
+    @classmethod
+    async def login(cls, url: str, password: str = PLATFORM_PASSWORD) -> PlatformIdentity:
+        errors: list[str] = []
+        nc = await nats.connect(
+            url, user="platform", password=password, error_cb=_collecting(errors), allow_reconnect=False
+        )
+        platform = cls(nc, errors)
+        for family in OUTPUT_FAMILIES:
+            await nc.subscribe(f"{PREFIX}.{family}.>", cb=platform._on_message)
+        return platform
+
+
+# --- a JetStream round trip with the settings, both ways a service connects -----------------------
+
+
+async def round_trip(settings: Settings, stream: str) -> None:
+    """Connect as a service does (nats-py and FastStream), store two messages and read one back."""
+    nc = await connect(settings, "test-round-trip")
+    try:
+        js = nc.jetstream()
+        subject = f"{stream.lower()}.check"
+        await js.add_stream(name=stream, subjects=[f"{stream.lower()}.>"], storage="memory")
+        ack = await js.publish(subject, b"through nats-py", headers={"Nats-Msg-Id": str(uuid.uuid4())})
+        assert (await js.get_msg(stream, ack.seq)).data == b"through nats-py"
+        broker = NatsBroker(**broker_options(settings, "test-round-trip-broker"))
+        await broker.connect()
+        try:
+            await broker.publish(b"through faststream", subject)
+        finally:
+            await broker.stop()
+        deadline = time.monotonic() + 5
+        while (await js.stream_info(stream)).state.messages < 2:
+            assert time.monotonic() < deadline, "the FastStream publish did not reach the stream"
+            await asyncio.sleep(0.05)
+    finally:
+        await nc.close()
+
+
+# --- TLS ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Certificates:
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+    def server_args(self) -> list[str]:
+        """nats-server flags: TLS with this server certificate, client certificates required."""
+        return [
+            "--tlsverify",
+            "--tlscert",
+            str(self.server_cert),
+            "--tlskey",
+            str(self.server_key),
+            "--tlscacert",
+            str(self.ca),
+        ]
+
+
+def openssl_binary() -> str | None:
+    return shutil.which("openssl")
+
+
+def make_certificates(directory: Path) -> Certificates:
+    """A throwaway CA (EC P-256, one day) signing a server certificate for 127.0.0.1 and a client one."""
+    directory.mkdir(parents=True, exist_ok=True)
+    openssl = openssl_binary()
+    assert openssl is not None
+
+    def run(*args: str) -> None:
+        subprocess.run([openssl, *args], cwd=directory, check=True, capture_output=True)
+
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run("req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.pem", "-days", "1", "-subj", "/CN=stepout test CA",
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign")  # fmt: skip
+    extensions = {
+        "server": "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+        "client": "extendedKeyUsage=clientAuth\n",
+    }
+    for who, ext in extensions.items():
+        (directory / f"{who}.ext").write_text(ext)
+        run("req", *key, "-keyout", f"{who}.key", "-out", f"{who}.csr", "-subj", f"/CN=stepout test {who}")
+        run("x509", "-req", "-in", f"{who}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+            "-days", "1", "-out", f"{who}.pem", "-extfile", f"{who}.ext")  # fmt: skip
+    return Certificates(
+        ca=directory / "ca.pem",
+        server_cert=directory / "server.pem",
+        server_key=directory / "server.key",
+        client_cert=directory / "client.pem",
+        client_key=directory / "client.key",
+    )
+
+
+# --- operator mode: creds files (JWT + nkey) ------------------------------------------------------
+
+UNLIMITED: dict[str, Any] = dict.fromkeys(("subs", "data", "payload", "imports", "exports", "conn", "leaf"), -1)
+UNLIMITED["wildcards"] = True
+UNLIMITED_JETSTREAM = dict.fromkeys(("mem_storage", "disk_storage", "streams", "consumer"), -1)
+
+
+def new_keypair(prefix: int) -> nkeys.KeyPair:
+    return nkeys.from_seed(bytearray(nkeys.encode_seed(os.urandom(32), prefix)))
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def signed_jwt(issuer: nkeys.KeyPair, subject: nkeys.KeyPair, name: str, claims: dict[str, Any]) -> str:
+    """A NATS v2 JWT (ed25519-nkey) about `subject`, signed by `issuer`.
+
+    The server checks the signature and the chain of issuers; `jti` only has to be unique.
+    """
+    body: dict[str, Any] = {
+        "iat": int(time.time()),
+        "iss": issuer.public_key.decode(),
+        "name": name,
+        "sub": subject.public_key.decode(),
+        "nats": {**claims, "version": 2},
+    }
+    body["jti"] = base64.b32encode(hashlib.sha256(json.dumps(body, sort_keys=True).encode()).digest()).decode()
+    header = _b64url(json.dumps({"typ": "JWT", "alg": "ed25519-nkey"}).encode())
+    payload = _b64url(json.dumps(body).encode())
+    signature = _b64url(issuer.sign(f"{header}.{payload}".encode()))
+    return f"{header}.{payload}.{signature}"
+
+
+def creds_file(path: Path, account: nkeys.KeyPair, name: str) -> Path:
+    """A user of `account` in the `.creds` format `nsc` writes: the user's JWT, then its seed."""
+    user = new_keypair(nkeys.PREFIX_BYTE_USER)
+    jwt = signed_jwt(account, user, name, {"type": "user", "pub": {}, "sub": {}, "subs": -1, "data": -1, "payload": -1})
+    path.write_text(
+        f"-----BEGIN NATS USER JWT-----\n{jwt}\n------END NATS USER JWT------\n\n"
+        f"-----BEGIN USER NKEY SEED-----\n{user.seed.decode()}\n------END USER NKEY SEED------\n"
+    )
+    return path
+
+
+@dataclass(frozen=True)
+class Operator:
+    config: Path
+    account: nkeys.KeyPair
+
+
+def make_operator(directory: Path, store: Path) -> Operator:
+    """An operator-mode server configuration: one JetStream account and the system account, preloaded."""
+    directory.mkdir(parents=True, exist_ok=True)
+    operator = new_keypair(nkeys.PREFIX_BYTE_OPERATOR)
+    account = new_keypair(nkeys.PREFIX_BYTE_ACCOUNT)
+    system = new_keypair(nkeys.PREFIX_BYTE_ACCOUNT)
+    accounts = {
+        account.public_key.decode(): signed_jwt(
+            operator, account, "stepout", {"type": "account", "limits": {**UNLIMITED, **UNLIMITED_JETSTREAM}}
+        ),
+        system.public_key.decode(): signed_jwt(operator, system, "SYS", {"type": "account", "limits": UNLIMITED}),
+    }
+    preload = "\n".join(f"  {key}: {jwt}" for key, jwt in accounts.items())
+    config = directory / "operator.conf"
+    config.write_text(
+        f"operator: {signed_jwt(operator, operator, 'stepout-test', {'type': 'operator'})}\n"
+        f"system_account: {system.public_key.decode()}\n"
+        f"resolver: MEMORY\nresolver_preload: {{\n{preload}\n}}\n"
+        f"jetstream {{ store_dir: {conf_string(str(store))} }}\n"
+    )
+    return Operator(config=config, account=account)
