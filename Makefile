@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test test-unit lint format bench clean ops-tools check-deploy
+.PHONY: install run test test-unit lint format bench asyncapi clean ops-tools check-deploy
 
 install: $(STAMP)
 
@@ -25,6 +25,14 @@ test: install
 
 test-unit: install
 	$(BIN)/python -m pytest tests/unit $(PYTEST_ARGS)
+
+## Speed, measured against a raw NATS consumer on the same machine (writes bench/results.json).
+bench: install
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+## The AsyncAPI document, generated from the contract models.
+asyncapi: install
+	$(BIN)/python -m stepout_contract.asyncapi > docs/asyncapi.json
 
 lint: install
 	$(BIN)/ruff check .

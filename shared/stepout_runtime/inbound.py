@@ -47,6 +47,14 @@ class Inbound:
     delivered: int
     received_at: datetime
 
+    @property
+    def happened_at(self) -> datetime:
+        """When the input says it happened (its CloudEvent `time`), never later than its arrival:
+        a platform syncing late or replaying a history keeps its own timeline, and a clock
+        running ahead cannot schedule into the future. Stored with the decision, so replays agree."""
+        time = self.event.time
+        return min(time, self.received_at) if time is not None else self.received_at
+
 
 def _validation_detail(exc: ValidationError) -> str:
     # Only field paths and messages: never the input value, which may be a note.

@@ -18,6 +18,7 @@ from typing import Any
 
 from faststream.nats import NatsBroker
 from faststream.nats.annotations import NatsMessage
+from faststream.nats.prometheus import NatsPrometheusMiddleware
 from nats.aio.client import Client
 from prometheus_client import CollectorRegistry
 
@@ -115,7 +116,11 @@ class Service:
         )
 
         # Queries: FastStream subscribers on core NATS, one queue group per service.
-        self.broker = NatsBroker(**_broker_auth(self.settings, parts.name))
+        # FastStream serves the queries; its Prometheus middleware measures them into our registry.
+        self.broker = NatsBroker(
+            **_broker_auth(self.settings, parts.name),
+            middlewares=[NatsPrometheusMiddleware(registry=parts.registry, app_name=f"stepout-{parts.name}")],
+        )
         for name, answer in parts.queries.items():
             self._register_query(self.broker, name, answer)
         await self.broker.start()

@@ -90,8 +90,14 @@ async def settle_and_check(platform: Platform, system: System) -> None:
             if plan.get("open_assignment") is not None:
                 break
             await asyncio.sleep(0.1)
-    await asyncio.sleep(1.0)
-
+    expected_outputs = len(USERS) * (2 * ATTEMPTS_EACH + 1)  # progress per attempt, assignments
+    for _ in range(100):  # publication follows the commit: wait until it has caught up
+        stored = await platform.stream_messages(f"{system.prefix.upper()}_OUT", f"{system.prefix}.>")
+        kinds = [json.loads(m.data)["type"] for m in stored]
+        if sum(t in {"stepout.progress.updated.v1", "stepout.challenge.assigned.v1"} for t in kinds) >= expected_outputs:
+            break
+        await asyncio.sleep(0.3)
+    await asyncio.sleep(0.5)
     stored = await platform.stream_messages(f"{system.prefix.upper()}_OUT", f"{system.prefix}.>")
     by_decision: dict[tuple[str, ...], list[str]] = defaultdict(list)
     for msg in stored:

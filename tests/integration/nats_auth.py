@@ -72,7 +72,6 @@ class ConfiguredNatsServer:
     config: Path
     log_path: Path
     env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
-    extra_args: list[str] = field(default_factory=list)
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
 
@@ -83,7 +82,7 @@ class ConfiguredNatsServer:
     def start(self) -> None:
         command = [nats_server_binary(), "-c", str(self.config), "-a", "127.0.0.1", "-p", str(self.port)]
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen([*command, *self.extra_args], env=self.env, stdout=log, stderr=log)
+            self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=log)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -102,6 +101,15 @@ class ConfiguredNatsServer:
 
     def log(self) -> str:
         return self.log_path.read_text() if self.log_path.exists() else ""
+
+
+def log_marks(*paths: Path) -> dict[Path, int]:
+    """Where each log file ends now, to read later what was written after."""
+    return {path: path.stat().st_size if path.exists() else 0 for path in paths}
+
+
+def logged_since(marks: dict[Path, int]) -> str:
+    return "".join(path.read_bytes()[size:].decode(errors="replace") for path, size in marks.items() if path.exists())
 
 
 def settings_for(url: str, **fields: Any) -> Settings:

@@ -31,8 +31,9 @@ from .records import command_record, event_from, event_record
 
 def command_for(item: Inbound) -> Any:
     """The decider command an input stands for. Times are those recorded with the input:
-    when the planner received it, or for an attempt's progress, when the attempt happened."""
-    data, at = item.data, item.received_at
+    when it happened by its own account (capped at its arrival), or for an attempt's
+    progress, when the attempt happened."""
+    data, at = item.data, item.happened_at
     if isinstance(data, inputs.ParticipantEnrolled):
         return planning.Enrol(
             user_id=data.user_id,

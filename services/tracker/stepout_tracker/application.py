@@ -109,7 +109,7 @@ class TrackerApplication(BatchApplication):
         if isinstance(data, AttemptLogged):
             verdict = self._record_attempt(participant, data, envelope, counted)
         elif isinstance(data, ParticipantReviewed):
-            self._review(participant, data, item.received_at, envelope, raw)
+            self._review(participant, data, item.happened_at, envelope, raw)
             verdict = None
         elif isinstance(data, ParticipantWithdrawn):
             participant.withdraw(erase=data.erase, stream_seq=item.stream_seq, envelope=envelope, data=raw)
