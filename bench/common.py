@@ -144,5 +144,11 @@ def attempt_messages(prefix: str, users: list[str], n: int, seed: int = 7) -> li
             "suds_after": peak - 20,
             "occurred_at": (start + timedelta(seconds=60 * i // len(users) + i % len(users))).isoformat(),
         }
-        messages.append((f"{prefix}.attempt.logged.{user}", cloud_event("stepout.attempt.logged.v1", user, data, event_id), event_id))
+        messages.append(
+            (
+                f"{prefix}.attempt.logged.{user}",
+                cloud_event("stepout.attempt.logged.v1", user, data, event_id),
+                event_id,
+            )
+        )
     return messages

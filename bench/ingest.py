@@ -75,7 +75,11 @@ async def run_ingest(work: Path, n: int, store: dict[str, str], label: str) -> d
             ConsumerConfig(durable_name="bench-baseline", ack_policy=AckPolicy.EXPLICIT, max_ack_pending=20_000),
         )
         enrolments = [
-            (f"{prefix}.participant.enrolled.{u}", cloud_event("stepout.participant.enrolled.v1", u, {"user_id": u}, f"e-{u}"), f"e-{u}")
+            (
+                f"{prefix}.participant.enrolled.{u}",
+                cloud_event("stepout.participant.enrolled.v1", u, {"user_id": u}, f"e-{u}"),
+                f"e-{u}",
+            )
             for u in USERS
         ]
         # Enrol first so that every attempt is valid, then preload the attempts.
@@ -90,7 +94,12 @@ async def run_ingest(work: Path, n: int, store: dict[str, str], label: str) -> d
         seconds = await _drained(js, subjects.in_stream, "tracker", n, 600)
         rss = tracker.rss_mb()
         await nc.close()
-        return {"baseline_msgs_per_s": baseline, "ingest_attempts_per_s": n / seconds, "ratio": n / seconds / baseline, "rss_mb": rss}
+        return {
+            "baseline_msgs_per_s": baseline,
+            "ingest_attempts_per_s": n / seconds,
+            "ratio": n / seconds / baseline,
+            "rss_mb": rss,
+        }
     finally:
         tracker.stop()
         server.stop()

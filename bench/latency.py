@@ -22,7 +22,10 @@ async def run_latency(work: Path, rate: int, seconds: int) -> dict[str, float]:
     data = work / "data-latency"
     data.mkdir(parents=True, exist_ok=True)
     env = service_env(server.url, data, prefix)
-    tracker, planner = Service("tracker", env, work / "tracker-lat.log"), Service("planner", env, work / "planner-lat.log")
+    tracker, planner = (
+        Service("tracker", env, work / "tracker-lat.log"),
+        Service("planner", env, work / "planner-lat.log"),
+    )
     try:
         tracker.start()
         planner.start()

@@ -31,7 +31,8 @@ def _multiply_store(db: Path, copies: int) -> int:
             conn.execute(
                 "INSERT INTO stored_events (originator_id, originator_version, topic, state) "
                 "SELECT substr(originator_id, 1, 26) || printf('%06d', ?), originator_version, topic, "
-                "CAST(replace(CAST(state AS TEXT), '\"b-', '\"c' || ? || '-') AS BLOB) FROM stored_events WHERE rowid <= ?",
+                "CAST(replace(CAST(state AS TEXT), '\"b-', '\"c' || ? || '-') AS BLOB) "
+                "FROM stored_events WHERE rowid <= ?",
                 (copy, copy, base),
             )
         conn.commit()
@@ -80,7 +81,11 @@ async def run_memory(work: Path, participants: int) -> dict[str, float]:
         await _publish_all(
             js,
             [
-                (f"{prefix}.participant.enrolled.{u}", cloud_event("stepout.participant.enrolled.v1", u, {"user_id": u}, f"e-{u}"), f"e-{u}")
+                (
+                    f"{prefix}.participant.enrolled.{u}",
+                    cloud_event("stepout.participant.enrolled.v1", u, {"user_id": u}, f"e-{u}"),
+                    f"e-{u}",
+                )
                 for u in users
             ],
         )

@@ -33,10 +33,18 @@ def table(results: dict[str, object]) -> str:
         if isinstance(r, dict):
             target = "0.6x" if label == "SQLite" else "0.4x"
             rows.append((f"baseline raw consumer ({label} run)", f"{r['baseline_msgs_per_s']:,.0f} msg/s", ""))
-            rows.append((f"ingest {label}", f"{r['ingest_attempts_per_s']:,.0f} attempts/s = {r['ratio']:.2f}x", f">= {target}"))
+            rows.append(
+                (f"ingest {label}", f"{r['ingest_attempts_per_s']:,.0f} attempts/s = {r['ratio']:.2f}x", f">= {target}")
+            )
     r = results.get("latency")
     if isinstance(r, dict):
-        rows.append((f"latency at {r['rate_per_s']}/s for {r['seconds']}s", f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, max {r['max_ms']:.1f} ms", "p99 <= 25 ms"))
+        rows.append(
+            (
+                f"latency at {r['rate_per_s']}/s for {r['seconds']}s",
+                f"p50 {r['p50_ms']:.1f} ms, p99 {r['p99_ms']:.1f} ms, max {r['max_ms']:.1f} ms",
+                "p99 <= 25 ms",
+            )
+        )
     r = results.get("rebuild")
     if isinstance(r, dict):
         rows.append((f"rebuild of {r['events']:,} events", f"{r['events_per_s_wall']:,.0f} events/s", ">= 100,000/s"))
@@ -59,16 +67,24 @@ def main() -> int:
     parser.add_argument("--only", nargs="*", choices=PARTS, default=list(PARTS))
     args = parser.parse_args()
     results: dict[str, object] = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}",
+        "machine": (
+            f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"
+        ),
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="stepout-bench-") as tmp:
         work = Path(tmp)
         if "ingest" in args.only:
-            results["ingest_sqlite"] = asyncio.run(run_ingest(work, args.messages, {"STEPOUT_STORE": "sqlite"}, "sqlite"))
+            results["ingest_sqlite"] = asyncio.run(
+                run_ingest(work, args.messages, {"STEPOUT_STORE": "sqlite"}, "sqlite")
+            )
             schema = f"bench{uuid.uuid4().hex[:8]}"
-            store = {"STEPOUT_STORE": "postgres", "STEPOUT_POSTGRES_DSN": POSTGRES_DSN, "STEPOUT_POSTGRES_SCHEMA": schema}
+            store = {
+                "STEPOUT_STORE": "postgres",
+                "STEPOUT_POSTGRES_DSN": POSTGRES_DSN,
+                "STEPOUT_POSTGRES_SCHEMA": schema,
+            }
             results["ingest_postgres"] = asyncio.run(run_ingest(work, args.messages, store, "pg"))
         if "latency" in args.only:
             results["latency"] = asyncio.run(run_latency(work, args.rate, args.seconds))

@@ -188,12 +188,17 @@ class Platform:
         return platform
 
     async def _on_message(self, msg: Msg) -> None:
-        if ".query." not in msg.subject and not msg.subject.startswith(f"{self.prefix}.participant.") and not msg.subject.startswith(f"{self.prefix}.attempt."):
+        if (
+            ".query." not in msg.subject
+            and not msg.subject.startswith(f"{self.prefix}.participant.")
+            and not msg.subject.startswith(f"{self.prefix}.attempt.")
+        ):
             self.received.append(msg)
             self._arrived.set()
 
-    async def publish(self, kind: str, user_id: str, data: dict[str, Any], event_id: str | None = None,
-                      raw: bytes | None = None) -> str:
+    async def publish(
+        self, kind: str, user_id: str, data: dict[str, Any], event_id: str | None = None, raw: bytes | None = None
+    ) -> str:
         event = cloud_event(f"stepout.{kind}.v1", user_id, data, event_id)
         body = raw if raw is not None else json.dumps(event).encode()
         await self.js.publish(f"{self.prefix}.{kind}.{user_id}", body, headers={"Nats-Msg-Id": event["id"]})
@@ -214,8 +219,9 @@ class Platform:
                 found.append(json.loads(msg.data))
         return found
 
-    async def wait_for(self, subject_part: str, user_id: str | None = None, count: int = 1,
-                       timeout: float = 15.0) -> list[dict[str, Any]]:
+    async def wait_for(
+        self, subject_part: str, user_id: str | None = None, count: int = 1, timeout: float = 15.0
+    ) -> list[dict[str, Any]]:
         deadline = time.monotonic() + timeout
         while True:
             found = self.events(subject_part, user_id)

@@ -6,8 +6,6 @@ Every input is declared as a subscriber and every output as a publisher of a Clo
 the committed document is stale.
 """
 
-
-
 import json
 from typing import Any, Literal
 
@@ -59,11 +57,11 @@ def build(prefix: str = "stepout") -> FastStream:
     for type_, (family, name, model) in INPUT_TYPES.items():
         document_input(type_, family, name, model)
 
-    for type_, (family, name, model) in OUTPUT_TYPES.items():
+    for type_, (family, name, output) in OUTPUT_TYPES.items():
         broker.publisher(
             f"{prefix}.{family}.{name}.{{user_id}}",
             title=f"{family}.{name}",
-            schema=cloud_event_of(type_, model),
+            schema=cloud_event_of(type_, output),
             description=f"Published by stepout with header Nats-Msg-Id equal to the CloudEvent id ({type_}).",
         )
 

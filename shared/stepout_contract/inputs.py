@@ -11,7 +11,8 @@ from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from .subjects import USER_ID_PATTERN
 
-CATEGORIES = ("money", "favours", "social", "play", "performance", "career")
+Category = Literal["money", "favours", "social", "play", "performance", "career"]
+CATEGORIES: tuple[Category, ...] = ("money", "favours", "social", "play", "performance", "career")
 OUTCOMES = ("rejected", "accepted", "hostile", "escaped", "skipped")
 FUTURE_TOLERANCE = timedelta(minutes=5)
 NOTE_MAX_CHARS = 2000
@@ -46,7 +47,7 @@ class _Input(BaseModel):
 class ParticipantEnrolled(_Input):
     starting_level: Level = 3
     daily_limit: Annotated[int, Field(ge=1, le=10, strict=True)] = 3
-    categories: tuple[Literal["money", "favours", "social", "play", "performance", "career"], ...] = CATEGORIES
+    categories: tuple[Category, ...] = CATEGORIES
     timezone: Annotated[str, AfterValidator(_known_timezone)] = "UTC"
     coach_id: Annotated[str, Field(min_length=1, max_length=64)] | None = None
 

@@ -118,7 +118,9 @@ class BatchApplication(Application[UUID]):
                     except TRANSIENT_ERRORS:
                         raise
                     except Exception:
-                        log.exception("input could not be decided", extra={"event_id": item.event.id, "user_id": item.user_id})
+                        log.exception(
+                            "input could not be decided", extra={"event_id": item.event.id, "user_id": item.user_id}
+                        )
                         failed[i] = Retry("internal error while deciding")
                         raise _Redo from None
             except _Redo:

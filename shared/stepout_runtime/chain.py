@@ -99,9 +99,7 @@ class ChainedSQLiteRecorder(_Chaining, SQLiteApplicationRecorder):
 
     def chain_of(self, originator_id: UUID) -> dict[int, str]:
         with self.datastore.transaction(commit=False) as c:
-            c.execute(
-                "SELECT originator_version, hash FROM event_chain WHERE originator_id=?", (str(originator_id),)
-            )
+            c.execute("SELECT originator_version, hash FROM event_chain WHERE originator_id=?", (str(originator_id),))
             return {row[0]: row[1] for row in c.fetchall()}
 
 
@@ -137,7 +135,9 @@ class ChainedPostgresRecorder(_Chaining, PostgresApplicationRecorder):
 
         def lookup(key: str, version: int) -> str | None:
             curs.execute(
-                SQL("SELECT hash FROM {t} WHERE originator_id=%s AND originator_version=%s").format(t=self._chain_table),
+                SQL("SELECT hash FROM {t} WHERE originator_id=%s AND originator_version=%s").format(
+                    t=self._chain_table
+                ),
                 (key, version),
             )
             row = curs.fetchone()

@@ -39,7 +39,11 @@ class HttpApp:
             await _send(send, 200, {"status": "ok"})
         elif path == "/readyz":
             reason = await self.readiness()
-            await _send(send, 503 if reason else 200, {"status": "unavailable", "reason": reason} if reason else {"status": "ready"})
+            await _send(
+                send,
+                503 if reason else 200,
+                {"status": "unavailable", "reason": reason} if reason else {"status": "ready"},
+            )
         elif path == "/metrics":
             await _send_raw(send, 200, generate_latest(self.registry), CONTENT_TYPE_LATEST)
         elif match := self._route.match(path):

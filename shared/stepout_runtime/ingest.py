@@ -210,7 +210,9 @@ class IngestLoop:
             try:
                 results = await loop.run_in_executor(self.executor, self.handle, [item for _, item in accepted])
             except Exception as exc:  # noqa: BLE001 - a failed commit is retried, never lost
-                log.warning("batch not committed, will retry", extra={"consumer": self.consumer.durable, "error": repr(exc)})
+                log.warning(
+                    "batch not committed, will retry", extra={"consumer": self.consumer.durable, "error": repr(exc)}
+                )
                 results = [Retry(repr(exc))] * len(accepted)
             self.metrics.batch_seconds.labels(self.metrics.service).observe(time.perf_counter() - started)
             for (i, item), verdict in zip(accepted, results, strict=True):
@@ -248,7 +250,9 @@ class IngestLoop:
                         user_id = self.subjects.user_of(original_subject(msg.subject, self.subjects))
                         await msg.nak(delay=self._delay_for(msg, verdict, user_id))
                         continue
-                    verdict = DeadLetter("retries_exhausted", f"gave up after {delivered} deliveries: {verdict.detail}"[:500])
+                    verdict = DeadLetter(
+                        "retries_exhausted", f"gave up after {delivered} deliveries: {verdict.detail}"[:500]
+                    )
                 await self._dead_letter(msg, verdict)
                 await msg.ack()
             except Exception as exc:  # noqa: BLE001 - unsettled messages are redelivered after ack_wait

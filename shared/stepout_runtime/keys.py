@@ -56,11 +56,17 @@ class ParticipantKeys:
             self._conn.execute(f"SET search_path TO {where.schema}")
             self._p = "%s"
         with self._lock:
-            self._conn.execute("CREATE TABLE IF NOT EXISTS participant_keys (user_id TEXT PRIMARY KEY, key TEXT NOT NULL)")
+            self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS participant_keys (user_id TEXT PRIMARY KEY, key TEXT NOT NULL)"
+            )
         self._cache: dict[str, bytes] = {}
 
     def _wrap(self, key: bytes, user_id: str) -> str:
-        return seal(self._master, base64.b64encode(key).decode(), user_id) if self._master else base64.b64encode(key).decode()
+        return (
+            seal(self._master, base64.b64encode(key).decode(), user_id)
+            if self._master
+            else base64.b64encode(key).decode()
+        )
 
     def _unwrap(self, stored: str, user_id: str) -> bytes:
         return base64.b64decode(unseal(self._master, stored, user_id) if self._master else stored)

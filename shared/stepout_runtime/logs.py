@@ -28,7 +28,8 @@ class JsonFormatter(logging.Formatter):
 class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         extras = " ".join(f"{k}={v}" for k, v in record.__dict__.items() if k not in _RESERVED)
-        line = f"{datetime.fromtimestamp(record.created, UTC):%H:%M:%S} {record.levelname:<7} {record.name}: {record.getMessage()}"
+        when = datetime.fromtimestamp(record.created, UTC)
+        line = f"{when:%H:%M:%S} {record.levelname:<7} {record.name}: {record.getMessage()}"
         if extras:
             line += f" [{extras}]"
         if record.exc_info:

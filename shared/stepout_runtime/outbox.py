@@ -58,7 +58,7 @@ class OutboxRelay:
         js: JetStreamContext,
         stream: str,
         read_notifications: Callable[[int, int], Sequence[Notification]],
-        max_notification_id: Callable[[], int],
+        max_notification_id: Callable[[], int | None],
         to_outputs: Callable[[Notification], Sequence[Effect]],
         views: ViewStore,
         executor: Executor,
@@ -121,7 +121,8 @@ class OutboxRelay:
     def _page(self) -> Sequence[Notification]:
         page = self.read_notifications(self.position + 1, PAGE_SIZE)
         if page:
-            self.metrics.projection_lag.labels("outbox").set(max(0, self.max_notification_id() - page[-1].id))
+            newest = self.max_notification_id() or 0
+            self.metrics.projection_lag.labels("outbox").set(max(0, newest - page[-1].id))
         return page
 
     async def publish(self, effects: Sequence[Effect]) -> None:

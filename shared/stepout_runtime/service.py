@@ -109,10 +109,23 @@ class Service:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self.request_stop)
 
-        self.nc = await connect(self.settings, f"stepout-{parts.name}")
+        # A signal while NATS is still away stops the wait instead of being ignored.
+        connecting = asyncio.ensure_future(connect(self.settings, f"stepout-{parts.name}"))
+        stopping = asyncio.ensure_future(self._stop.wait())
+        await asyncio.wait([connecting, stopping], return_when=asyncio.FIRST_COMPLETED)
+        if not connecting.done():
+            connecting.cancel()
+            log.info("stopped before NATS answered", extra={"service": parts.name})
+            return
+        stopping.cancel()
+        self.nc = connecting.result()
         js = self.nc.jetstream()
         await ensure_topology(
-            js, self.subjects, self.settings.max_deliver, self.settings.ack_wait_seconds, self.settings.tracker_partitions
+            js,
+            self.subjects,
+            self.settings.max_deliver,
+            self.settings.ack_wait_seconds,
+            self.settings.tracker_partitions,
         )
 
         # Queries: FastStream subscribers on core NATS, one queue group per service.
@@ -204,7 +217,7 @@ class Service:
                         self.loops.append(loop_)
                         running[durable] = asyncio.create_task(loop_.run(), name=f"ingest-{durable}")
                         log.info("consuming", extra={"consumer": durable, "service": self.parts.name})
-                for durable, task in list(running.items()):
+                for task in list(running.values()):
                     if task.done():
                         task.result()  # a loop only ends on stop; anything else is a failure to report
                 try:

@@ -40,7 +40,9 @@ class StoreLocation:
 
 def location(settings: Settings, service: str) -> StoreLocation:
     if settings.store == "postgres":
-        return StoreLocation("postgres", postgres_dsn=settings.postgres_dsn, schema=f"{settings.postgres_schema}_{service}")
+        return StoreLocation(
+            "postgres", postgres_dsn=settings.postgres_dsn, schema=f"{settings.postgres_schema}_{service}"
+        )
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     return StoreLocation("sqlite", sqlite_path=settings.data_dir / f"{service}.db")
 

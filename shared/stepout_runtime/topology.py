@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from nats.js import JetStreamContext
 from nats.js.api import (
@@ -78,7 +79,7 @@ def partition_transform(subjects: Subjects, partitions: int) -> SubjectTransform
 
 
 def stream_configs(subjects: Subjects, partitions: int = 1) -> list[StreamConfig]:
-    common = {"storage": StorageType.FILE, "duplicate_window": DUPLICATE_WINDOW_S}
+    common: dict[str, Any] = {"storage": StorageType.FILE, "duplicate_window": DUPLICATE_WINDOW_S}
     return [
         # Inputs hold personal notes: kept only until every stepout consumer has acked them.
         StreamConfig(
@@ -109,14 +110,15 @@ async def ensure_topology(
     js: JetStreamContext, subjects: Subjects, max_deliver: int, ack_wait: float = ACK_WAIT_S, partitions: int = 1
 ) -> None:
     """Create or update every stream and durable consumer; safe to run from any number of processes."""
-    for config in stream_configs(subjects, partitions):
+    for stream in stream_configs(subjects, partitions):
+        assert stream.name is not None
         try:
-            await js.stream_info(config.name)
+            await js.stream_info(stream.name)
         except NotFoundError:
-            await js.add_stream(config)
-            log.info("stream created", extra={"stream": config.name})
+            await js.add_stream(stream)
+            log.info("stream created", extra={"stream": stream.name})
         else:
-            await js.update_stream(config)
+            await js.update_stream(stream)
     for consumer in consumers(subjects, partitions).values():
         config = ConsumerConfig(
             durable_name=consumer.durable,

@@ -140,7 +140,10 @@ class ViewStore:
                 with self._conn.transaction():
                     cur = self._conn.cursor()
                     if expected is not None:
-                        cur.execute(self._sql(_UPSERT_POSITION.replace("= excluded.position", "= view_positions.position")), (name, 0))
+                        cur.execute(
+                            self._sql(_UPSERT_POSITION.replace("= excluded.position", "= view_positions.position")),
+                            (name, 0),
+                        )
                         row = cur.execute(select + " FOR UPDATE", (name,)).fetchone()
                         if int(row[0]) != expected:
                             raise PositionConflict(name)

@@ -38,18 +38,40 @@ async def test_every_kind_of_bad_input_is_a_dead_letter_with_its_reason(platform
         ("attempt.logged." + user, "invalid_json", b"this is not json {"),
         ("attempt.logged." + user, "invalid_envelope", json.dumps({"hello": "world"}).encode()),
         ("attempt.logged." + user, "invalid_envelope", json.dumps([1, 2]).encode()),
-        ("attempt.logged." + user, "unknown_type", json.dumps({**attempt_event(), "type": "stepout.attempt.logged.v9"}).encode()),
+        (
+            "attempt.logged." + user,
+            "unknown_type",
+            json.dumps({**attempt_event(), "type": "stepout.attempt.logged.v9"}).encode(),
+        ),
         ("attempt.logged." + user, "invalid_data", json.dumps(attempt_event(suds_peak=101)).encode()),
         ("attempt.logged." + user, "invalid_data", json.dumps(attempt_event(suds_before=60, suds_peak=50)).encode()),
         ("attempt.logged." + user, "invalid_data", json.dumps(attempt_event(attempt_id="not-a-uuid")).encode()),
         ("attempt.logged." + user, "invalid_data", json.dumps(attempt_event(note="x" * 2001)).encode()),
         ("attempt.logged." + user, "invalid_data", json.dumps(attempt_event(occurred_at=future)).encode()),
         ("attempt.logged." + user, "invalid_data", json.dumps(attempt_event(outcome="maybe")).encode()),
-        ("attempt.logged." + user, "invalid_subject", json.dumps(cloud_event("stepout.attempt.logged.v1", user, attempt_data("someone-else"))).encode()),
-        ("attempt.logged.bad$user", "invalid_subject", json.dumps(cloud_event("stepout.attempt.logged.v1", "bad$user", attempt_data("bad$user"))).encode()),
+        (
+            "attempt.logged." + user,
+            "invalid_subject",
+            json.dumps(cloud_event("stepout.attempt.logged.v1", user, attempt_data("someone-else"))).encode(),
+        ),
+        (
+            "attempt.logged.bad$user",
+            "invalid_subject",
+            json.dumps(cloud_event("stepout.attempt.logged.v1", "bad$user", attempt_data("bad$user"))).encode(),
+        ),
         ("attempt.logged." + user, "too_large", json.dumps(attempt_event(note="y" * 70_000)).encode()),
-        ("attempt.logged.nobody", "not_enrolled", json.dumps(cloud_event("stepout.attempt.logged.v1", "nobody", attempt_data("nobody"))).encode()),
-        ("participant.enrolled." + user, "invalid_data", json.dumps(cloud_event("stepout.participant.enrolled.v1", user, {"user_id": user, "starting_level": 11})).encode()),
+        (
+            "attempt.logged.nobody",
+            "not_enrolled",
+            json.dumps(cloud_event("stepout.attempt.logged.v1", "nobody", attempt_data("nobody"))).encode(),
+        ),
+        (
+            "participant.enrolled." + user,
+            "invalid_data",
+            json.dumps(
+                cloud_event("stepout.participant.enrolled.v1", user, {"user_id": user, "starting_level": 11})
+            ).encode(),
+        ),
     ]
     for tail, _, body in cases:
         await publish_raw(platform, tail, body)

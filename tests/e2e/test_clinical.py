@@ -27,7 +27,13 @@ async def test_five_rejections_in_a_day_raise_caution_and_ease_off_one_level(pla
     for i in range(5):
         attempts.append(
             await answer(
-                platform, user, i + 1, suds_before=30, suds_peak=60 - 4 * i, suds_after=40, occurred_at=ago(hours=10 - i)
+                platform,
+                user,
+                i + 1,
+                suds_before=30,
+                suds_peak=60 - 4 * i,
+                suds_after=40,
+                occurred_at=ago(hours=10 - i),
             )
         )
         await platform.wait_for("progress.updated", user, count=i + 1)
@@ -61,7 +67,9 @@ async def test_four_rejections_in_a_day_raise_nothing(platform: Platform) -> Non
 async def test_two_hostile_rejections_pause_the_plan_for_48h_then_resume_a_level_lower(platform: Platform) -> None:
     user = "u-hostile"
     await platform.enrol(user, starting_level=5)
-    await answer(platform, user, 1, outcome="hostile", suds_before=40, suds_peak=70, suds_after=50, occurred_at=ago(hours=30))
+    await answer(
+        platform, user, 1, outcome="hostile", suds_before=40, suds_peak=70, suds_after=50, occurred_at=ago(hours=30)
+    )
     second = await answer(
         platform, user, 2, outcome="hostile", suds_before=40, suds_peak=70, suds_after=50, occurred_at=ago(hours=2)
     )
@@ -85,7 +93,9 @@ async def test_two_hostile_rejections_pause_the_plan_for_48h_then_resume_a_level
 async def test_a_crisis_pauses_until_a_coach_reviews(platform: Platform) -> None:
     user = "u-crisis"
     await platform.enrol(user, starting_level=3)
-    await answer(platform, user, 1, crisis_reported=True, suds_before=50, suds_peak=80, suds_after=70, occurred_at=ago(hours=1))
+    await answer(
+        platform, user, 1, crisis_reported=True, suds_before=50, suds_peak=80, suds_after=70, occurred_at=ago(hours=1)
+    )
     [warning] = await platform.wait_for("overload.warning", user)
     assert warning["data"]["severity"] == "crisis" and warning["data"]["escalate"] is True
     [paused] = await platform.wait_for("plan.paused", user)

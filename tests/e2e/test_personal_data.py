@@ -17,7 +17,9 @@ KEY = base64.b64encode(os.urandom(32)).decode()
 
 @pytest.fixture
 def encrypted_system(nats_server: NatsServer, tmp_path: Path) -> Iterator[System]:
-    running = System(nats_server.url, tmp_path / "data", overrides={"STEPOUT_CIPHER_KEY": KEY, "STEPOUT_LOG_LEVEL": "DEBUG"})
+    running = System(
+        nats_server.url, tmp_path / "data", overrides={"STEPOUT_CIPHER_KEY": KEY, "STEPOUT_LOG_LEVEL": "DEBUG"}
+    )
     running.data_dir.mkdir()
     running.start()
     yield running

@@ -14,7 +14,11 @@ from support import Platform, System
 def stepout(system: System, *args: str) -> subprocess.CompletedProcess[str]:
     assert system.tracker is not None
     return subprocess.run(
-        [sys.executable, "-m", "stepout_cli.main", *args], env=system.tracker.env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "stepout_cli.main", *args],
+        env=system.tracker.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

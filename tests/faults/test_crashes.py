@@ -33,7 +33,9 @@ def own_nats(tmp_path: Path) -> Iterator[NatsServer]:
 
 @pytest.fixture
 def crash_system(own_nats: NatsServer, tmp_path: Path) -> Iterator[System]:
-    running = System(own_nats.url, tmp_path / "data", overrides={"STEPOUT_ACK_WAIT_SECONDS": "2", "STEPOUT_BATCH_SIZE": "50"})
+    running = System(
+        own_nats.url, tmp_path / "data", overrides={"STEPOUT_ACK_WAIT_SECONDS": "2", "STEPOUT_BATCH_SIZE": "50"}
+    )
     running.data_dir.mkdir()
     running.start()
     yield running
@@ -42,7 +44,9 @@ def crash_system(own_nats: NatsServer, tmp_path: Path) -> Iterator[System]:
 
 @pytest.fixture
 async def crash_platform(crash_system: System, own_nats: NatsServer) -> AsyncIterator[Platform]:
-    client = await Platform.connect(own_nats.url, crash_system.prefix, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+    client = await Platform.connect(
+        own_nats.url, crash_system.prefix, max_reconnect_attempts=-1, reconnect_time_wait=0.2
+    )
     yield client
     await client.close()
 
@@ -94,7 +98,10 @@ async def settle_and_check(platform: Platform, system: System) -> None:
     for _ in range(100):  # publication follows the commit: wait until it has caught up
         stored = await platform.stream_messages(f"{system.prefix.upper()}_OUT", f"{system.prefix}.>")
         kinds = [json.loads(m.data)["type"] for m in stored]
-        if sum(t in {"stepout.progress.updated.v1", "stepout.challenge.assigned.v1"} for t in kinds) >= expected_outputs:
+        if (
+            sum(t in {"stepout.progress.updated.v1", "stepout.challenge.assigned.v1"} for t in kinds)
+            >= expected_outputs
+        ):
             break
         await asyncio.sleep(0.3)
     await asyncio.sleep(0.5)
@@ -124,7 +131,10 @@ async def settle_and_check(platform: Platform, system: System) -> None:
     assert system.tracker is not None
     verify = subprocess.run(
         [sys.executable, "-m", "stepout_cli.main", "projections", "rebuild", "--verify"],
-        env=system.tracker.env, capture_output=True, text=True, timeout=120,
+        env=system.tracker.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert verify.returncode == 0, verify.stdout + verify.stderr
     system.start()
@@ -152,7 +162,9 @@ async def test_tracker_killed_mid_burst_loses_and_doubles_nothing(
     await settle_and_check(crash_platform, crash_system)
 
 
-async def test_planner_killed_mid_burst_loses_and_doubles_nothing(crash_platform: Platform, crash_system: System) -> None:
+async def test_planner_killed_mid_burst_loses_and_doubles_nothing(
+    crash_platform: Platform, crash_system: System
+) -> None:
     load = asyncio.create_task(burst(crash_platform))
     await kill_repeatedly("planner", crash_system, seed=5)
     await load

@@ -53,7 +53,9 @@ async def test_fuzzed_inputs_end_accepted_or_dead_lettered_and_the_tracker_survi
     now = datetime.now(UTC)
     expected_dead = 0
     for _ in range(CASES):
-        data = attempt_data(user, attempt_id=str(uuid.UUID(int=rng.getrandbits(128))), challenge_id="money-03-ask-for-coffee-discount")
+        data = attempt_data(
+            user, attempt_id=str(uuid.UUID(int=rng.getrandbits(128))), challenge_id="money-03-ask-for-coffee-discount"
+        )
         body = mutate(rng, cloud_event("stepout.attempt.logged.v1", user, data))
         subject = f"{system.prefix}.attempt.logged.{user}"
         verdict = decode(body, subject, INPUT_TYPES, subjects, stream_seq=0, delivered=1, received_at=now)
@@ -76,6 +78,8 @@ async def test_fuzzed_inputs_end_accepted_or_dead_lettered_and_the_tracker_survi
     progress = await platform.query("progress", {"user_id": user})
     accepted = progress["position"]
     assert accepted + len(letters) == CASES + 1  # every input ended one way or the other, once
-    assert accepted >= 1 and final["attempt_id"] in json.dumps(await platform.query("history", {"user_id": user, "limit": 1000}))
+    assert accepted >= 1 and final["attempt_id"] in json.dumps(
+        await platform.query("history", {"user_id": user, "limit": 1000})
+    )
     assert system.tracker is not None
     assert httpx.get(f"{system.tracker.base_url}/readyz").status_code == 200

@@ -14,7 +14,11 @@ def run(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("STEPOUT_")}
     clean.update({"STEPOUT_DATA_DIR": str(tmp_path), "STEPOUT_NATS_URL": "nats://127.0.0.1:1", **env})
     return subprocess.run(
-        [sys.executable, "-m", "stepout_cli.main", "run", "tracker"], env=clean, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "stepout_cli.main", "run", "tracker"],
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -53,7 +57,8 @@ def test_a_rule_set_file_with_a_bad_threshold_names_the_file_and_the_field(tmp_p
 def test_a_catalog_that_misses_a_level_is_refused_at_start(tmp_path: Path) -> None:
     catalog = tmp_path / "catalog.json"
     catalog.write_text(
-        '{"version": "x", "challenges": [{"id": "money-01-a", "title": "Ask", "category": "money", "level": 1, "expected_suds": 10}]}'
+        '{"version": "x", "challenges": [{"id": "money-01-a", "title": "Ask", "category": "money", '
+        '"level": 1, "expected_suds": 10}]}'
     )
     done = run(tmp_path, STEPOUT_CATALOG=str(catalog))
     assert done.returncode == 2

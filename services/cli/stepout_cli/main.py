@@ -80,8 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:
             from stepout_domain.catalog import CatalogError
             from stepout_domain.ruleset import RuleSetError
+            from stepout_runtime.connection import NatsRefusedError
 
-            if isinstance(exc, (CatalogError, RuleSetError)):
+            if isinstance(exc, (CatalogError, RuleSetError, NatsRefusedError)):
                 print(f"stepout: {exc}", file=sys.stderr)
                 return 2
             raise

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import nats
@@ -47,7 +48,7 @@ async def answers(url: str, options: dict[str, object] | None = None, timeout: f
     """True when a NATS server answers at `url` (with these connect options)."""
     if not _port_open(url, timeout):
         return False
-    connect = dict(options or {})
+    connect: dict[str, Any] = dict(options or {})
     connect.update(
         servers=[url], connect_timeout=timeout, allow_reconnect=False, max_reconnect_attempts=0, error_cb=_quiet
     )

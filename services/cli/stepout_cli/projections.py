@@ -19,8 +19,13 @@ VIEWS = {"tracker": ("progress",), "planner": ("plans",)}
 def _rebuild(app: object, service: str, console: Console) -> int:
     total = app.recorder.max_notification_id() or 0  # type: ignore[attr-defined]
     with Progress(
-        TextColumn(f"{service:<8}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-        console=console, transient=True, disable=not console.is_terminal,
+        TextColumn(f"{service:<8}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
     ) as bar:
         task = bar.add_task(service, total=total)
         return int(app.project(progress=lambda done: bar.update(task, completed=done)))  # type: ignore[attr-defined]

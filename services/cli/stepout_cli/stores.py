@@ -38,9 +38,12 @@ def open_app(
     env = eventsourcing_env(settings, where)
     app: TrackerApplication | PlannerApplication
     keys = ParticipantKeys(where, settings.cipher_key) if service == "tracker" else None
-    if service == "tracker":
+    if keys is not None:
         app = TrackerApplication(
-            env, metrics=TrackerMetrics(CollectorRegistry()), keys=keys, **common  # type: ignore[arg-type]
+            env,
+            metrics=TrackerMetrics(CollectorRegistry()),
+            keys=keys,
+            **common,  # type: ignore[arg-type]
         )
     else:
         app = PlannerApplication(env, metrics=PlannerMetrics(CollectorRegistry()), **common)  # type: ignore[arg-type]

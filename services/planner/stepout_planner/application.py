@@ -218,7 +218,7 @@ class PlannerApplication(BatchApplication):
                 source=SOURCE_PLANNER,
                 type_=f"stepout.{family}.{name}.v1",
                 user_id=user_id,
-                time=stored.timestamp,
+                time=stored.timestamp,  # type: ignore[attr-defined]
                 data=data,
             )
             found.append(Output(self.subjects.event(family, name, user_id), cloud_event))

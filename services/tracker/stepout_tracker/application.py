@@ -29,7 +29,6 @@ from .participant import Participant, attempt_record, clearing_record, participa
 log = logging.getLogger(__name__)
 
 
-
 def envelope_of(item: Inbound) -> dict[str, Any]:
     """The CloudEvent attributes of an input, kept so the history can show it as it arrived."""
     event = item.event
@@ -166,7 +165,12 @@ class TrackerApplication(BatchApplication):
         return None
 
     def _review(
-        self, participant: Participant, data: ParticipantReviewed, at: datetime, envelope: dict[str, Any], raw: dict[str, Any]
+        self,
+        participant: Participant,
+        data: ParticipantReviewed,
+        at: datetime,
+        envelope: dict[str, Any],
+        raw: dict[str, Any],
     ) -> None:
         # The review's time is when it was recorded here: rules read time from events.
         participant.review(reviewed_at=at, envelope=envelope, data=raw)
@@ -239,7 +243,7 @@ class TrackerApplication(BatchApplication):
             source=SOURCE_TRACKER,
             type_=f"stepout.{family}.{event_name}.v1",
             user_id=user_id,
-            time=stored.timestamp,
+            time=stored.timestamp,  # type: ignore[attr-defined]
             data=data,
         )
         return [Output(self.subjects.event(family, event_name, user_id), event)]
