@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from stepout_contract.envelope import CloudEvent
+from stepout_contract.envelope import CloudEvent, rfc3339
 from stepout_contract.subjects import Subjects, is_user_id
 
 MAX_MESSAGE_BYTES = 64 * 1024
@@ -46,6 +46,18 @@ class Inbound:
     stream_seq: int
     delivered: int
     received_at: datetime
+
+    def attributes(self) -> dict[str, Any]:
+        """The input's CloudEvent attributes, kept with what it caused so history and audits can
+        show it as it arrived (its data is stored apart, without the note)."""
+        event = self.event
+        return {
+            "id": event.id,
+            "source": event.source,
+            "type": event.type,
+            "time": rfc3339(event.time) if event.time else None,
+            "received_at": rfc3339(self.received_at),
+        }
 
     @property
     def happened_at(self) -> datetime:

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import base64
 import os
-import sqlite3
 import threading
-from typing import Any
 
 from Crypto.Cipher import AES
 
-from .store import StoreLocation
+from .store import StoreLocation, connect_sql
 
 NONCE_BYTES = 12
 
@@ -41,20 +39,8 @@ class ParticipantKeys:
         self.where = where
         self._master = base64.b64decode(master_key) if master_key else None
         self._lock = threading.Lock()
-        if where.kind == "sqlite":
-            self._conn: Any = sqlite3.connect(
-                str(where.sqlite_path), timeout=5.0, check_same_thread=False, isolation_level=None
-            )
-            # Deleted keys are overwritten on disk, not left in free pages.
-            self._conn.execute("PRAGMA secure_delete=ON")
-            self._p = "?"
-        else:
-            import psycopg
-
-            self._conn = psycopg.connect(where.postgres_dsn or "", autocommit=True)
-            self._conn.execute(f"CREATE SCHEMA IF NOT EXISTS {where.schema}")
-            self._conn.execute(f"SET search_path TO {where.schema}")
-            self._p = "%s"
+        # Deleted keys are overwritten on disk, not left in free pages.
+        self._conn, self._p = connect_sql(where, "secure_delete=ON")
         with self._lock:
             self._conn.execute(
                 "CREATE TABLE IF NOT EXISTS participant_keys (user_id TEXT PRIMARY KEY, key TEXT NOT NULL)"

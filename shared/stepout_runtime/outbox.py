@@ -51,6 +51,28 @@ class Erase:
 Effect = Output | Erase
 
 
+def relay_for(
+    app: Any,
+    js: JetStreamContext,
+    *,
+    executor: Executor,
+    metrics: CommonMetrics,
+    erase: Callable[[Erase], Awaitable[None]] | None = None,
+) -> OutboxRelay:
+    """The relay of a service's application (its recorder's log, its `to_outputs`, its views)."""
+    return OutboxRelay(
+        js=js,
+        stream=app.subjects.out_stream,
+        read_notifications=lambda start, limit: app.recorder.select_notifications(start, limit),
+        max_notification_id=app.recorder.max_notification_id,
+        to_outputs=app.to_outputs,
+        views=app.views,
+        executor=executor,
+        metrics=metrics,
+        erase=erase,
+    )
+
+
 class OutboxRelay:
     def __init__(
         self,

@@ -47,6 +47,24 @@ def location(settings: Settings, service: str) -> StoreLocation:
     return StoreLocation("sqlite", sqlite_path=settings.data_dir / f"{service}.db")
 
 
+def connect_sql(where: StoreLocation, *pragmas: str) -> tuple[Any, str]:
+    """An autocommit connection beside the event store (SQLite file or PostgreSQL schema), for
+    the tables stepout keeps itself, and its parameter placeholder."""
+    if where.kind == "sqlite":
+        assert where.sqlite_path is not None
+        conn: Any = sqlite3.connect(str(where.sqlite_path), timeout=5.0, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        for pragma in pragmas:
+            conn.execute(f"PRAGMA {pragma}")
+        return conn, "?"
+    import psycopg
+
+    conn = psycopg.connect(where.postgres_dsn or "", autocommit=True)
+    conn.execute(f"CREATE SCHEMA IF NOT EXISTS {where.schema}")
+    conn.execute(f"SET search_path TO {where.schema}")
+    return conn, "%s"
+
+
 def eventsourcing_env(settings: Settings, where: StoreLocation) -> dict[str, Any]:
     """The environment an eventsourcing Application reads its persistence from."""
     env: dict[str, Any] = {"ORIGINATOR_ID_TYPE": "uuid"}

@@ -8,12 +8,11 @@ The outbox relay keeps its position here too.
 from __future__ import annotations
 
 import json
-import sqlite3
 import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .store import StoreLocation
+from .store import StoreLocation, connect_sql
 
 _SCHEMA = (
     "CREATE TABLE IF NOT EXISTS view_rows (view TEXT NOT NULL, key TEXT NOT NULL, body TEXT NOT NULL, "
@@ -41,23 +40,9 @@ class ViewStore:
         self.where = where
         self._lock = threading.Lock()
         self._table_rows = f"{prefix}view_rows"
-        if where.kind == "sqlite":
-            assert where.sqlite_path is not None
-            self._conn: Any = sqlite3.connect(
-                str(where.sqlite_path), timeout=5.0, check_same_thread=False, isolation_level=None
-            )
-            self._conn.execute("PRAGMA journal_mode=WAL")
-            # Views and positions are derived and commit together, so losing the last commits
-            # to a power cut only means recomputing them: no need to wait for fsync each time.
-            self._conn.execute("PRAGMA synchronous=NORMAL")
-            self._p = "?"
-        else:
-            import psycopg
-
-            self._conn = psycopg.connect(where.postgres_dsn or "", autocommit=True)
-            self._conn.execute(f"CREATE SCHEMA IF NOT EXISTS {where.schema}")
-            self._conn.execute(f"SET search_path TO {where.schema}")
-            self._p = "%s"
+        # Views and positions are derived and commit together, so losing the last commits
+        # to a power cut only means recomputing them: no need to wait for fsync each time.
+        self._conn, self._p = connect_sql(where, "synchronous=NORMAL")
         with self._lock:
             for statement in _SCHEMA:
                 self._conn.execute(statement)

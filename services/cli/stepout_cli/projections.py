@@ -7,10 +7,10 @@ import time
 from pathlib import Path
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from stepout_contract.settings import Settings
 
+from .bars import progress_bars
 from .stores import SERVICES, open_app
 
 VIEWS = {"tracker": ("progress",), "planner": ("plans",)}
@@ -18,15 +18,7 @@ VIEWS = {"tracker": ("progress",), "planner": ("plans",)}
 
 def _rebuild(app: object, service: str, console: Console) -> int:
     total = app.recorder.max_notification_id() or 0  # type: ignore[attr-defined]
-    with Progress(
-        TextColumn(f"{service:<8}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    ) as bar:
+    with progress_bars(console) as bar:
         task = bar.add_task(service, total=total)
         return int(app.project(progress=lambda done: bar.update(task, completed=done)))  # type: ignore[attr-defined]
 

@@ -83,18 +83,6 @@ def command_for(item: Inbound) -> Any:
     raise TypeError(f"no command for {type(data).__name__}")
 
 
-def cause_of(item: Inbound) -> dict[str, Any]:
-    event = item.event
-    return {
-        "user_id": item.user_id,
-        "id": event.id,
-        "type": event.type,
-        "source": event.source,
-        "time": rfc3339(event.time) if event.time else None,
-        "received_at": rfc3339(item.received_at),
-    }
-
-
 class PlannerApplication(BatchApplication):
     name = "planner"
     projection = "plans"
@@ -142,7 +130,7 @@ class PlannerApplication(BatchApplication):
             plan.decided(
                 command=command_record(command),
                 events=[event_record(e) for e in events],
-                cause=cause_of(item),
+                cause={**item.attributes(), "user_id": item.user_id},
                 ruleset_version=self.rules.version,
             )
             self._decided.extend(events)

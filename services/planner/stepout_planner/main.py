@@ -17,7 +17,7 @@ from stepout_domain.catalog import load_catalog
 from stepout_domain.ruleset import load_ruleset
 from stepout_runtime.leases import leases_for
 from stepout_runtime.metrics import PlannerMetrics
-from stepout_runtime.outbox import OutboxRelay
+from stepout_runtime.outbox import OutboxRelay, relay_for
 from stepout_runtime.service import QueryError, Service, ServiceParts
 from stepout_runtime.store import eventsourcing_env, location, setup_lock
 from stepout_runtime.views import ViewStore
@@ -62,16 +62,7 @@ def build(settings: Settings) -> tuple[ServiceParts, PlannerApplication]:
         await asyncio.get_running_loop().run_in_executor(reads, app.recorder.max_notification_id)
 
     def relay(js: Any) -> OutboxRelay:
-        return OutboxRelay(
-            js=js,
-            stream=app.subjects.out_stream,
-            read_notifications=lambda start, limit: app.recorder.select_notifications(start, limit),
-            max_notification_id=app.recorder.max_notification_id,
-            to_outputs=app.to_outputs,
-            views=views,
-            executor=outbox,
-            metrics=metrics,
-        )
+        return relay_for(app, js, executor=outbox, metrics=metrics)
 
     parts = ServiceParts(
         name="planner",

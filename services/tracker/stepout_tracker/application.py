@@ -10,7 +10,7 @@ from typing import Any
 
 from eventsourcing.persistence import Notification
 
-from stepout_contract.envelope import SOURCE_TRACKER, make_event, output_id, rfc3339
+from stepout_contract.envelope import SOURCE_TRACKER, make_event, output_id
 from stepout_contract.inputs import AttemptLogged, ParticipantEnrolled, ParticipantReviewed, ParticipantWithdrawn
 from stepout_contract.subjects import Subjects
 from stepout_domain import overload, progress, warnings
@@ -27,18 +27,6 @@ from stepout_runtime.views import ViewStore
 from .participant import Participant, attempt_record, clearing_record, participant_id, warning_record
 
 log = logging.getLogger(__name__)
-
-
-def envelope_of(item: Inbound) -> dict[str, Any]:
-    """The CloudEvent attributes of an input, kept so the history can show it as it arrived."""
-    event = item.event
-    return {
-        "id": event.id,
-        "source": event.source,
-        "type": event.type,
-        "time": rfc3339(event.time) if event.time else None,
-        "received_at": rfc3339(item.received_at),
-    }
 
 
 class TrackerApplication(BatchApplication):
@@ -90,7 +78,7 @@ class TrackerApplication(BatchApplication):
     def _decide(self, item: Inbound, touched: Touched, counted: list[tuple[str, Any]]) -> Verdict:
         participant = self.load(participant_id(item.user_id), touched)
         data = item.data
-        envelope = envelope_of(item)
+        envelope = item.attributes()
         raw = data.model_dump(mode="json", exclude={"note"})
         if isinstance(data, ParticipantEnrolled):
             if participant is None:

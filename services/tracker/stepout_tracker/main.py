@@ -17,7 +17,7 @@ from stepout_domain.ruleset import load_ruleset
 from stepout_runtime.keys import ParticipantKeys
 from stepout_runtime.leases import leases_for
 from stepout_runtime.metrics import TrackerMetrics
-from stepout_runtime.outbox import Erase, OutboxRelay
+from stepout_runtime.outbox import Erase, OutboxRelay, relay_for
 from stepout_runtime.service import QueryError, Service, ServiceParts
 from stepout_runtime.store import eventsourcing_env, location, setup_lock
 from stepout_runtime.topology import tracker_durables
@@ -95,17 +95,7 @@ def build(settings: Settings) -> tuple[ServiceParts, TrackerApplication]:
             )
             log.info("participant erased", extra={"user_id": action.user_id})
 
-        return OutboxRelay(
-            js=js,
-            stream=app.subjects.out_stream,
-            read_notifications=lambda start, limit: app.recorder.select_notifications(start, limit),
-            max_notification_id=app.recorder.max_notification_id,
-            to_outputs=app.to_outputs,
-            views=views,
-            executor=outbox,
-            metrics=metrics,
-            erase=erase,
-        )
+        return relay_for(app, js, executor=outbox, metrics=metrics, erase=erase)
 
     parts = ServiceParts(
         name="tracker",
