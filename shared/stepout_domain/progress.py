@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from stepout_domain.attempts import COMPLETED_OUTCOMES, Attempt, Outcome
@@ -34,7 +35,9 @@ def current_level(attempts: Sequence[Attempt]) -> int | None:
     return attempts[-1].level if attempts else None
 
 
+@lru_cache(maxsize=65_536)
 def _local_day(moment: datetime, zone: ZoneInfo) -> date:
+    # Readiness and streaks look at the same recent attempts after every new one: remember.
     return moment.astimezone(zone).date()
 
 

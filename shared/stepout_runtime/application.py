@@ -54,6 +54,10 @@ class BatchApplication(Application[UUID]):
         """The read-model rows these stored domain events (in log order) change."""
         raise NotImplementedError
 
+    def projection_topics(self) -> Sequence[str]:
+        """The stored event topics the read model is made of (empty: all)."""
+        return ()
+
     def project_page(self, page: Sequence[Notification]) -> Rows:
         return self.rows_for([self.mapper.to_domain_event(n) for n in page])
 
@@ -169,11 +173,18 @@ class BatchApplication(Application[UUID]):
 
     def project(self, progress: Callable[[int], None] | None = None) -> int:
         """Bring the read model up to date; its rows and position commit together."""
+        newest = self.recorder.max_notification_id() or 0
         position = self.views.position(self.projection)
         done = 0
         while True:
-            page = self.recorder.select_notifications(position + 1, PAGE)
+            page = self.recorder.select_notifications(position + 1, PAGE, stop=newest, topics=self.projection_topics())
             if not page:
+                if position < newest:
+                    # The rest of the log up to `newest` holds nothing for this read model.
+                    try:
+                        self.views.commit(self.projection, newest, {}, expected=position)
+                    except PositionConflict:
+                        pass
                 break
             rows = self.project_page(page)
             try:

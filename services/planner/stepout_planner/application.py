@@ -151,8 +151,8 @@ class PlannerApplication(BatchApplication):
 
     # Read model -------------------------------------------------------------------------------
 
-    def project_page(self, page: Sequence[Notification]) -> Rows:
-        return self.rows_for([self.mapper.to_domain_event(n) for n in page if n.topic == self._topic])
+    def projection_topics(self) -> Sequence[str]:
+        return (self._topic,)
 
     def rows_for(self, events: Sequence[Any]) -> Rows:
         stored = [e for e in events if isinstance(e, Plan.Decided)]  # type: ignore[attr-defined]

@@ -189,10 +189,8 @@ class TrackerApplication(BatchApplication):
 
     # --- Read model --------------------------------------------------------------------------
 
-    def project_page(self, page: Sequence[Notification]) -> Rows:
-        # Only progress events matter: decode no other.
-        wanted = self._topics["ProgressUpdated"]
-        return self.rows_for([self.mapper.to_domain_event(n) for n in page if n.topic == wanted])
+    def projection_topics(self) -> Sequence[str]:
+        return (self._topics["ProgressUpdated"],)  # the store skips the rest for us
 
     def rows_for(self, events: Sequence[Any]) -> Rows:
         rows: Rows = {}
