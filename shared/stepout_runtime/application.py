@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
@@ -44,10 +44,17 @@ class BatchApplication(Application[UUID]):
         self.views = views
         self.metrics = metrics
         self._cache: OrderedDict[UUID, Aggregate] = OrderedDict()
+        # What just-committed batches mean for the outbox, handed over from memory so the relay
+        # need not read and decode them again: (first notification id, last id, effects).
+        self.outbox_feed: deque[tuple[int, int, list[Any]]] = deque(maxlen=64)
 
     # Subclass hooks ---------------------------------------------------------------------------
 
     def decide(self, item: Inbound, touched: Touched) -> Verdict:
+        raise NotImplementedError
+
+    def effects_of(self, stored: Any) -> list[Any]:
+        """The outbox effects (outputs, erasures) of one stored domain event."""
         raise NotImplementedError
 
     def rows_for(self, events: Sequence[Any]) -> Rows:
@@ -157,6 +164,8 @@ class BatchApplication(Application[UUID]):
         ids = [r.notification.id for r in recordings]
         if ids != list(range(ids[0], ids[0] + len(ids))):
             return False
+        effects = [effect for r in recordings for effect in self.effects_of(r.domain_event)]
+        self.outbox_feed.append((ids[0], ids[-1], effects))
         try:
             self.views.commit(
                 self.projection, ids[-1], self.rows_for([r.domain_event for r in recordings]), expected=ids[0] - 1

@@ -184,7 +184,11 @@ class PlannerApplication(BatchApplication):
     def to_outputs(self, notification: Notification) -> list[Output]:
         if notification.topic != self._topic:
             return []
-        stored = self.mapper.to_domain_event(notification)
+        return self.effects_of(self.mapper.to_domain_event(notification))
+
+    def effects_of(self, stored: Any) -> list[Output]:
+        if not isinstance(stored, Plan.Decided):  # type: ignore[attr-defined]
+            return []
         found: list[Output] = []
         user_id: str = stored.cause["user_id"]  # type: ignore[attr-defined]
         for index, record in enumerate(stored.events):  # type: ignore[attr-defined]
@@ -202,7 +206,7 @@ class PlannerApplication(BatchApplication):
             else:
                 continue
             cloud_event = make_event(
-                event_id=output_id("planner", notification.originator_id, notification.originator_version, index),
+                event_id=output_id("planner", stored.originator_id, stored.originator_version, index),
                 source=SOURCE_PLANNER,
                 type_=f"stepout.{family}.{name}.v1",
                 user_id=user_id,

@@ -206,11 +206,14 @@ class TrackerApplication(BatchApplication):
 
     def to_outputs(self, notification: Notification) -> list[Effect]:
         """The outputs a stored event stands for; ids derive from its place in the store."""
-        topic = notification.topic
-        if topic not in self._topics.values():
+        if notification.topic not in self._topics.values():
             return []
-        stored = self.mapper.to_domain_event(notification)
-        name = topic.rsplit(".", 1)[1]
+        return self.effects_of(self.mapper.to_domain_event(notification))
+
+    def effects_of(self, stored: Any) -> list[Effect]:
+        name = type(stored).__name__
+        if name not in self._topics:
+            return []
         if name == "Withdrawn":
             erase = stored.erase  # type: ignore[attr-defined]
             return [Erase(stored.data["user_id"], stored.stream_seq)] if erase else []  # type: ignore[attr-defined]
@@ -225,7 +228,7 @@ class TrackerApplication(BatchApplication):
             family, event_name = "progress", "updated"
         user_id = data["user_id"]
         event = make_event(
-            event_id=output_id("tracker", notification.originator_id, notification.originator_version),
+            event_id=output_id("tracker", stored.originator_id, stored.originator_version),
             source=SOURCE_TRACKER,
             type_=f"stepout.{family}.{event_name}.v1",
             user_id=user_id,
