@@ -40,8 +40,19 @@ async def _on_error(error: Exception) -> None:
     log.warning("nats error", extra={"error": repr(error)})
 
 
+class _Closing:
+    """Set when the process is shutting down, so that closing our own connections is not
+    reported as an outage."""
+
+    now = False
+
+
+closing = _Closing()
+
+
 async def _on_disconnected() -> None:
-    log.warning("nats disconnected, reconnecting")
+    if not closing.now:
+        log.warning("nats disconnected, reconnecting")
 
 
 async def _on_reconnected() -> None:

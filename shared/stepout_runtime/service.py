@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry
 from stepout_contract.settings import Settings
 from stepout_contract.subjects import Subjects
 
-from .connection import connect
+from .connection import closing, connect
 from .http import HttpApp, bound_port, make_server
 from .ingest import BatchHandler, IngestLoop
 from .leases import Leases
@@ -274,6 +274,7 @@ class Service:
         for task in pending:
             task.cancel()
         if self.broker is not None:
+            closing.now = True
             await self.broker.stop()
         if self.nc is not None and not self.nc.is_closed:
             try:

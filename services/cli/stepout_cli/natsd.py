@@ -35,6 +35,10 @@ async def _quiet(_error: Exception) -> None:
     """A probe's failures are its answer, not something to log."""
 
 
+async def _silent() -> None:
+    """A probe closing its own connection is no outage."""
+
+
 def _port_open(url: str, timeout: float) -> bool:
     parts = urlsplit(url)
     try:
@@ -49,9 +53,8 @@ async def answers(url: str, options: dict[str, object] | None = None, timeout: f
     if not _port_open(url, timeout):
         return False
     connect: dict[str, Any] = dict(options or {})
-    connect.update(
-        servers=[url], connect_timeout=timeout, allow_reconnect=False, max_reconnect_attempts=0, error_cb=_quiet
-    )
+    connect.update(servers=[url], connect_timeout=timeout, allow_reconnect=False, max_reconnect_attempts=0)
+    connect.update(error_cb=_quiet, disconnected_cb=_silent, reconnected_cb=_silent)
     try:
         nc = await asyncio.wait_for(nats.connect(**connect), timeout=timeout + 1)
     except Exception:  # noqa: BLE001 - any failure means it does not answer
