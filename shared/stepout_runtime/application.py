@@ -14,6 +14,10 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import Notification
 
+from stepout_contract.subjects import Subjects
+from stepout_domain.catalog import Catalog
+from stepout_domain.ruleset import RuleSet
+
 from .inbound import Inbound, Retry, Verdict
 from .metrics import CommonMetrics
 from .store import TRANSIENT_ERRORS
@@ -39,9 +43,21 @@ class BatchApplication(Application[UUID]):
 
     projection = "view"
 
-    def __init__(self, env: dict[str, Any], *, views: ViewStore, metrics: CommonMetrics) -> None:
+    def __init__(
+        self,
+        env: dict[str, Any],
+        *,
+        rules: RuleSet,
+        catalog: Catalog,
+        views: ViewStore,
+        subjects: Subjects,
+        metrics: CommonMetrics,
+    ) -> None:
         super().__init__(env)
+        self.rules = rules
+        self.catalog = catalog
         self.views = views
+        self.subjects = subjects
         self.metrics = metrics
         self._cache: OrderedDict[UUID, Aggregate] = OrderedDict()
         # What just-committed batches mean for the outbox, handed over from memory so the relay

@@ -97,10 +97,7 @@ class PlannerApplication(BatchApplication):
         subjects: Subjects,
         metrics: PlannerMetrics,
     ) -> None:
-        super().__init__(env, views=views, metrics=metrics)
-        self.rules = rules
-        self.catalog = catalog
-        self.subjects = subjects
+        super().__init__(env, rules=rules, catalog=catalog, views=views, subjects=subjects, metrics=metrics)
         self.planner_metrics = metrics
         self._decided: list[Any] = []
         self._topic = f"{Plan.__module__}:Plan.Decided"

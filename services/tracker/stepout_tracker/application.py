@@ -44,11 +44,8 @@ class TrackerApplication(BatchApplication):
         metrics: TrackerMetrics,
         keys: ParticipantKeys,
     ) -> None:
-        super().__init__(env, views=views, metrics=metrics)
+        super().__init__(env, rules=rules, catalog=catalog, views=views, subjects=subjects, metrics=metrics)
         self.keys = keys
-        self.rules = rules
-        self.catalog = catalog
-        self.subjects = subjects
         self.tracker_metrics = metrics
         self._counted: list[tuple[str, Any]] = []
         self._topics = {
