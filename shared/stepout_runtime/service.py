@@ -64,6 +64,7 @@ class ServiceParts:
     on_stop: list[Callable[[], None]] = field(default_factory=list)
     leases: Leases = field(default_factory=Leases)
     refresh_gauges: Callable[[], Awaitable[None]] | None = None  # called every few seconds
+    nc: Client | None = None  # the service's NATS connection, once connected
 
 
 async def answer_query(answer: QueryAnswer, body: bytes) -> dict[str, Any]:
@@ -118,7 +119,7 @@ class Service:
             log.info("stopped before NATS answered", extra={"service": parts.name})
             return
         stopping.cancel()
-        self.nc = connecting.result()
+        self.nc = parts.nc = connecting.result()
         js = self.nc.jetstream()
         await ensure_topology(
             js,

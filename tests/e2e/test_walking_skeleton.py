@@ -69,6 +69,12 @@ async def test_progress_and_plan_answer_over_nats_and_http(platform: Platform, s
     types = [event["type"] for event in history["events"]]
     assert types[0] == "stepout.participant.enrolled.v1"
     assert "stepout.attempt.logged.v1" in types and "stepout.progress.updated.v1" in types
+    # the planner's decisions are part of it too, in the order they were recorded
+    assert types.count("stepout.challenge.assigned.v1") == 2 and "partial" not in history
+    assert types.index("stepout.challenge.assigned.v1") < types.index("stepout.attempt.logged.v1")
+    assert types.count("stepout.participant.enrolled.v1") == 1  # stored by both, shown once
+    ids = [event["id"] for event in history["events"]]
+    assert len(ids) == len(set(ids))
 
 
 async def test_state_and_positions_survive_a_restart_of_both_services(platform: Platform, system: System) -> None:

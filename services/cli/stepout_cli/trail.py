@@ -20,8 +20,8 @@ from eventsourcing.persistence import Notification
 from rich.console import Console
 from rich.progress import Progress
 
-from stepout_contract.envelope import SOURCE_TRACKER
 from stepout_contract.settings import Settings
+from stepout_planner.history import planner_input
 from stepout_planner.plan import plan_id
 from stepout_runtime.chain import ChainBreak, verify_chain
 from stepout_runtime.outbox import Output
@@ -120,7 +120,7 @@ def entries(app: Any, service: str, user_id: str, bars: Progress | None = None) 
             recorded = input_event(event, user_id) if name in TRACKER_INPUTS else None
             version = _tracker_version(name, event)
         else:
-            recorded = _planner_input(event, user_id) if name == "Decided" else None
+            recorded = planner_input(event, user_id) if name == "Decided" else None
             version = event.ruleset_version if name == "Decided" else None
         found.append(
             Entry(service, stored.originator_version, event.timestamp, name, event, recorded, outputs, version)
@@ -151,29 +151,6 @@ def _stamp_clearings(found: list[Entry]) -> list[Entry]:
                 stamped[i] = replace(entry, ruleset_version=later.ruleset_version)
                 break
     return stamped
-
-
-def _planner_input(decided: Any, user_id: str) -> dict[str, Any] | None:
-    """The platform input a planner decision records, rebuilt from its cause and command.
-
-    Decisions caused by the tracker's outputs record no input: those outputs are the
-    tracker's decisions, exported from the tracker's store under the same ids.
-    """
-    cause = decided.cause
-    if cause.get("source") == SOURCE_TRACKER:
-        return None
-    data = {k: v for k, v in decided.command["body"].items() if k != "at"}
-    data["user_id"] = user_id
-    return {
-        "specversion": "1.0",
-        "id": cause["id"],
-        "source": cause["source"],
-        "type": cause["type"],
-        "subject": user_id,
-        "time": cause.get("time") or cause["received_at"],
-        "datacontenttype": "application/json",
-        "data": data,
-    }
 
 
 def ordered(trails: Sequence[Sequence[Entry]]) -> list[Row]:

@@ -23,6 +23,7 @@ from stepout_runtime.store import eventsourcing_env, location, setup_lock
 from stepout_runtime.views import ViewStore
 
 from .application import PlannerApplication
+from .history import planner_history
 
 PARTICIPANT_TYPES = {k: v for k, v in INPUT_TYPES.items() if v[0] == "participant"}
 OUTCOME_TYPES = {k: v for k, v in OUTPUT_TYPES.items() if v[0] in ("progress", "overload")}
@@ -58,6 +59,15 @@ def build(settings: Settings) -> tuple[ServiceParts, PlannerApplication]:
             raise QueryError("not_found", f"no plan for participant {user_id}")
         return view
 
+    async def query_planner_history(request: dict[str, Any]) -> dict[str, Any]:
+        user_id = request.get("user_id")
+        if not is_user_id(user_id):
+            raise QueryError("invalid_request", "user_id must be 1 to 64 characters of A-Z a-z 0-9 _ -")
+        entries = await asyncio.get_running_loop().run_in_executor(reads, planner_history, app, str(user_id))
+        if entries is None:
+            raise QueryError("not_found", f"no plan for participant {user_id}")
+        return {"entries": entries}
+
     async def store_ready() -> None:
         await asyncio.get_running_loop().run_in_executor(reads, app.recorder.max_notification_id)
 
@@ -74,7 +84,8 @@ def build(settings: Settings) -> tuple[ServiceParts, PlannerApplication]:
             "planner-outcomes": (OUTCOME_TYPES, app.handle_batch),
         },
         relay=relay,
-        queries={"plan": query_plan},
+        # history-planner: the planner's part of `history`, asked by the tracker.
+        queries={"plan": query_plan, "history-planner": query_planner_history},
         lookups={"plan": plan_of},
         store_ready=store_ready,
         executor=store,

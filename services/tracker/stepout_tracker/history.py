@@ -2,42 +2,46 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from eventsourcing.persistence import Notification
+from stepout_contract.envelope import rfc3339
 
 from .participant import participant_id
 
-# Stored input events and the CloudEvent type they arrived as.
-_INPUT_TYPES = {
-    "Enrolled": "stepout.participant.enrolled.v1",
-    "EnrolmentChanged": "stepout.participant.enrolled.v1",
-    "Reviewed": "stepout.participant.reviewed.v1",
-    "Withdrawn": "stepout.participant.withdrawn.v1",
-    "AttemptRecorded": "stepout.attempt.logged.v1",
-}
+# Stored events that record an input (the rest record decisions).
+_INPUTS = frozenset({"Enrolled", "EnrolmentChanged", "Reviewed", "Withdrawn", "AttemptRecorded"})
 
 
-def history_of(app: Any, user_id: str, limit: int) -> list[dict[str, Any]] | None:
-    """Oldest first, at most `limit` events; None when the participant is unknown."""
+def tracker_history(app: Any, user_id: str) -> list[dict[str, Any]] | None:
+    """`{"recorded_at", "event"}` for each input and published decision, in store order;
+    None when the participant is unknown."""
     stored = app.recorder.select_events(participant_id(user_id))
     if not stored:
         return None
-    events: list[dict[str, Any]] = []
+    found: list[dict[str, Any]] = []
     for record in stored:
-        if record.topic.rsplit(".", 1)[1] in _INPUT_TYPES:
-            events.append(input_event(app.mapper.to_domain_event(record), user_id))
+        domain_event = app.mapper.to_domain_event(record)
+        recorded_at = rfc3339(domain_event.timestamp)
+        if type(domain_event).__name__ in _INPUTS:
+            found.append({"recorded_at": recorded_at, "event": input_event(domain_event, user_id)})
         else:
-            as_notification = Notification(
-                id=0,
-                originator_id=record.originator_id,
-                originator_version=record.originator_version,
-                topic=record.topic,
-                state=record.state,
-            )
-            events.extend(o.event for o in app.to_outputs(as_notification) if hasattr(o, "event"))
-        if len(events) >= limit:
-            break
+            outputs = app.effects_of(domain_event)
+            found.extend({"recorded_at": recorded_at, "event": o.event} for o in outputs if hasattr(o, "event"))
+    return found
+
+
+def merged(*histories: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """Both services' histories as one, in the order things were recorded, each event once
+    (an input both services stored keeps its first copy), the oldest `limit` of them."""
+    entries = [entry for history in histories for entry in history]
+    entries.sort(key=lambda entry: datetime.fromisoformat(entry["recorded_at"]))  # stable: store order kept
+    seen: set[str] = set()
+    events: list[dict[str, Any]] = []
+    for entry in entries:
+        if entry["event"]["id"] not in seen:
+            seen.add(entry["event"]["id"])
+            events.append(entry["event"])
     return events[:limit]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -24,7 +25,7 @@ from stepout_runtime.topology import tracker_durables
 from stepout_runtime.views import ViewStore
 
 from .application import TrackerApplication
-from .history import history_of
+from .history import merged, tracker_history
 
 HISTORY_LIMIT_MAX = 1000
 log = logging.getLogger(__name__)
@@ -66,15 +67,34 @@ def build(settings: Settings) -> tuple[ServiceParts, TrackerApplication]:
             raise QueryError("not_found", f"no progress for participant {user_id}")
         return view
 
+    async def planner_part(user_id: str) -> tuple[list[dict[str, Any]], bool]:
+        """The planner's own history of the participant, asked over NATS (the services never
+        import each other); without an answer the reply says it is partial."""
+        assert parts.nc is not None
+        subject = Subjects(settings.subject_prefix).query("history-planner")
+        try:
+            reply = await parts.nc.request(subject, json.dumps({"user_id": user_id}).encode(), timeout=2.0)
+            answer = json.loads(reply.data)
+        except Exception as exc:  # noqa: BLE001 - any failure only makes the reply partial
+            log.warning("planner history unavailable", extra={"error": repr(exc)})
+            return [], True
+        if "error" in answer:
+            return [], answer["error"].get("code") != "not_found"
+        return list(answer.get("entries", [])), False
+
     async def query_history(request: dict[str, Any]) -> dict[str, Any]:
         user_id = user_of(request)
         limit = request.get("limit", 100)
         if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= HISTORY_LIMIT_MAX:
             raise QueryError("invalid_request", f"limit must be an integer from 1 to {HISTORY_LIMIT_MAX}")
-        events = await in_reads(history_of, app, user_id, limit)
-        if events is None:
+        mine = await in_reads(tracker_history, app, user_id)
+        if mine is None:
             raise QueryError("not_found", f"no participant {user_id}")
-        return {"events": events}
+        theirs, partial = await planner_part(user_id)
+        reply: dict[str, Any] = {"events": merged(mine, theirs, limit=limit)}
+        if partial:
+            reply["partial"] = True  # the planner did not answer: its assignments are missing
+        return reply
 
     async def store_ready() -> None:
         await in_reads(app.recorder.max_notification_id)
