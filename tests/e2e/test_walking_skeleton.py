@@ -6,7 +6,6 @@ import asyncio
 import json
 import sqlite3
 import threading
-import time
 
 import httpx
 import pytest
@@ -156,4 +155,3 @@ def test_startup_log_says_where_each_part_listens(system: System) -> None:
     ready = [line for line in _json_lines(system.logs()) if str(line.get("message", "")).endswith("ready")]
     assert {line["service"] for line in ready} == {"planner", "tracker"}
     assert all(str(line["http"]).startswith("http://127.0.0.1:") for line in ready)
-    time.sleep(0)
