@@ -136,6 +136,11 @@ def service_env(nats_url: str, data_dir: Path, prefix: str, **overrides: str) ->
         STEPOUT_TRACKER_PORT=str(free_port()),
         STEPOUT_LOG_FORMAT="json",
         STEPOUT_LOG_LEVEL="INFO",
+        # nats-server reserves each stream's whole byte limit from its JetStream storage up front, and
+        # the session's server holds the streams of every test's prefix: small limits, unless a test sets one.
+        STEPOUT_IN_STREAM_MAX_BYTES=str(16 * 1024**2),
+        STEPOUT_OUT_STREAM_MAX_BYTES=str(16 * 1024**2),
+        STEPOUT_DLQ_STREAM_MAX_BYTES=str(16 * 1024**2),
     )
     env.update(overrides)
     return env
@@ -239,6 +244,19 @@ class Platform:
     async def query(self, name: str, request: dict[str, Any]) -> dict[str, Any]:
         reply = await self.nc.request(f"{self.prefix}.query.{name}", json.dumps(request).encode(), timeout=5)
         return json.loads(reply.data)  # type: ignore[no-any-return]
+
+    async def history(self, user_id: str, page: int = 500) -> dict[str, Any]:
+        """The participant's whole history, read page by page: `{"events": [...]}` (or the error)."""
+        events: list[dict[str, Any]] = []
+        request: dict[str, Any] = {"user_id": user_id, "limit": page}
+        while True:
+            reply = await self.query("history", request)
+            if "error" in reply:
+                return reply
+            events.extend(reply["events"])
+            if reply.get("next_cursor") is None:
+                return {**reply, "events": events}
+            request = {"user_id": user_id, "limit": page, "cursor": reply["next_cursor"]}
 
     async def stream_messages(self, stream: str, subject: str) -> list[Msg]:
         """Every message now stored in `stream` on `subject`, read with an ephemeral consumer."""

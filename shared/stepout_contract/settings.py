@@ -51,6 +51,11 @@ class Settings(BaseSettings):
     tracker_replicas: int = Field(1, ge=1, le=64)
     # Seconds JetStream waits for an ack before redelivering (a crashed consumer's messages come back then).
     ack_wait_seconds: float = Field(30.0, ge=1.0, le=3600.0)
+    # Byte limits of the three streams. A full input or output stream refuses publishes (its publishers
+    # retry) rather than drop what no consumer has read yet; a full dead-letter stream drops its oldest.
+    in_stream_max_bytes: int = Field(1024**3, gt=0)
+    out_stream_max_bytes: int = Field(1024**3, gt=0)
+    dlq_stream_max_bytes: int = Field(256 * 1024**2, gt=0)
 
     @field_validator("log_level", mode="before")
     @classmethod

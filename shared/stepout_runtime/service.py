@@ -31,11 +31,16 @@ from .ingest import BatchHandler, IngestLoop
 from .leases import Leases
 from .metrics import CommonMetrics
 from .outbox import OutboxRelay
-from .topology import consumers, ensure_topology
+from .server_version import require_supported_server
+from .topology import StreamLimits, consumers, ensure_topology
 
 log = logging.getLogger(__name__)
 
 QueryAnswer = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class ServiceFailed(RuntimeError):
+    """A part of a running service died; the process must end with a non-zero status."""
 
 
 class QueryError(Exception):
@@ -120,6 +125,7 @@ class Service:
             return
         stopping.cancel()
         self.nc = parts.nc = connecting.result()
+        require_supported_server(self.nc)  # raises ServerTooOld: the process ends with a non-zero status
         js = self.nc.jetstream()
         await ensure_topology(
             js,
@@ -127,6 +133,7 @@ class Service:
             self.settings.max_deliver,
             self.settings.ack_wait_seconds,
             self.settings.tracker_partitions,
+            limits=StreamLimits.of(self.settings),
         )
 
         # Queries: FastStream subscribers on core NATS, one queue group per service.
@@ -165,11 +172,17 @@ class Service:
         )
         stop_wait = asyncio.create_task(self._stop.wait())
         done, _ = await asyncio.wait([stop_wait, *tasks, http_task], return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            if task is not stop_wait and task.exception() is not None:
-                log.error("a part of the service failed", exc_info=task.exception())
+        failed = [task for task in done if task is not stop_wait and not task.cancelled() and task.exception()]
+        for task in failed:
+            log.error("a part of the service failed", extra={"part": task.get_name()}, exc_info=task.exception())
+        if not self._stop.is_set() and not failed:
+            failed = [task for task in done if task is not stop_wait]  # a part ended on its own: no less a failure
+            log.error("a part of the service ended", extra={"parts": [task.get_name() for task in failed]})
         reporter.cancel()
         await self._shutdown(tasks, server, http_task)
+        if failed:
+            # A supervisor restarting on failure must see one: the process ends with a non-zero status.
+            raise ServiceFailed(f"{parts.name}: {', '.join(task.get_name() for task in failed)} failed")
 
     def _loop_for(self, durable: str) -> IngestLoop:
         types, handler = self.parts.ingest[durable]
@@ -203,9 +216,7 @@ class Service:
         try:
             while not self._stop.is_set():
                 if not await asyncio.to_thread(leases.alive):
-                    log.error("store session lost: stopping so that no partition has two consumers")
-                    self.request_stop()
-                    break
+                    raise ServiceFailed("store session lost: stopping so that no partition has two consumers")
                 held_elsewhere = await asyncio.to_thread(leases.holders, [d for d in order if d not in running])
                 for durable in order:
                     if durable in running:

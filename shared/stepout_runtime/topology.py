@@ -3,12 +3,15 @@
 Every service declares the whole topology, consumers of the other service included:
 the input stream keeps a message only while a consumer still has interest in it, so
 all its consumers must exist before the first input arrives, whichever service starts first.
+What the server stored is then compared with what was asked: a server may accept a setting
+it does not know and drop it (nats-server 2.9 drops `filter_subjects`), and a consumer
+without its filters would take in everything.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from nats.js import JetStreamContext
@@ -16,13 +19,15 @@ from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
     DeliverPolicy,
+    DiscardPolicy,
     RetentionPolicy,
     StorageType,
     StreamConfig,
     SubjectTransform,
 )
-from nats.js.errors import NotFoundError
+from nats.js.errors import APIError, NotFoundError
 
+from stepout_contract.settings import Settings
 from stepout_contract.subjects import Subjects
 
 log = logging.getLogger(__name__)
@@ -32,6 +37,36 @@ OUT_MAX_AGE_S = 30 * 24 * 3600.0
 DLQ_MAX_AGE_S = 90 * 24 * 3600.0
 ACK_WAIT_S = 30.0
 MAX_ACK_PENDING = 20_000
+MAX_WAITING = 512
+LIMIT_SETTINGS = ("STEPOUT_IN_STREAM_MAX_BYTES", "STEPOUT_OUT_STREAM_MAX_BYTES", "STEPOUT_DLQ_STREAM_MAX_BYTES")
+NO_STORAGE = 10047  # JetStream's "insufficient storage resources available"
+
+
+class TopologyError(RuntimeError):
+    """The streams and consumers cannot be declared as asked; the message is one line."""
+
+
+class TopologyMismatch(TopologyError):
+    """The server stored a stream or consumer other than asked; the message is one line naming
+    the object, the field, what was asked and what was stored."""
+
+
+@dataclass(frozen=True)
+class StreamLimits:
+    """The byte limit of each stream (STEPOUT_IN_STREAM_MAX_BYTES and the others)."""
+
+    in_max_bytes: int
+    out_max_bytes: int
+    dlq_max_bytes: int
+
+    @classmethod
+    def of(cls, settings: Settings) -> StreamLimits:
+        return cls(settings.in_stream_max_bytes, settings.out_stream_max_bytes, settings.dlq_stream_max_bytes)
+
+
+DEFAULT_LIMITS = StreamLimits(
+    *(Settings.model_fields[f"{stream}_stream_max_bytes"].default for stream in ("in", "out", "dlq"))
+)
 
 
 @dataclass(frozen=True)
@@ -48,22 +83,25 @@ def tracker_durables(partitions: int) -> list[str]:
 def consumers(subjects: Subjects, partitions: int = 1) -> dict[str, Consumer]:
     """Every durable consumer stepout reads with, by durable name.
 
-    With several partitions the input stream appends `.<k>` to each well-formed input
-    subject (k = a hash of the user id) and tracker partition k reads only those; partition 0
-    also reads subjects too short to carry a user id, so they still become dead letters.
+    With several partitions the input stream maps each well-formed input subject
+    `P.<family>.<event>.<user_id>` to `P.<k>.<family>.<event>.<user_id>` (k = a hash of the user
+    id), and tracker partition k reads only those. Every other subject stays as published, under
+    `P.participant.>` or `P.attempt.>`, and partition 0 reads those too, so that each still becomes
+    a dead letter. A platform cannot publish to `P.<k>...` itself: no stream takes it.
     """
     p = subjects.prefix
+    planner_inputs = f"{p}.participant.>" if partitions == 1 else f"{p}.*.participant.*.*"
     found = [
-        Consumer(subjects.in_stream, "planner", (f"{p}.participant.>",)),
+        Consumer(subjects.in_stream, "planner", (planner_inputs,)),
         Consumer(subjects.out_stream, "planner-outcomes", (f"{p}.progress.updated.*", f"{p}.overload.>")),
     ]
     if partitions == 1:
         found.append(Consumer(subjects.in_stream, "tracker", (f"{p}.participant.>", f"{p}.attempt.>")))
     else:
         for k, durable in enumerate(tracker_durables(partitions)):
-            filters = [f"{p}.participant.*.*.{k}", f"{p}.attempt.*.*.{k}"]
+            filters = [f"{p}.{k}.participant.>", f"{p}.{k}.attempt.>"]
             if k == 0:
-                filters += [f"{p}.participant.*", f"{p}.attempt.*", f"{p}.participant", f"{p}.attempt"]
+                filters += [f"{p}.participant.>", f"{p}.attempt.>"]  # whatever the mapping left as published
             found.append(Consumer(subjects.in_stream, durable, tuple(filters)))
     return {c.durable: c for c in found}
 
@@ -74,60 +112,153 @@ def partition_transform(subjects: Subjects, partitions: int) -> SubjectTransform
     p = subjects.prefix
     return SubjectTransform(
         src=f"{p}.*.*.*",
-        dest=f"{p}.{{{{wildcard(1)}}}}.{{{{wildcard(2)}}}}.{{{{wildcard(3)}}}}.{{{{partition({partitions},3)}}}}",
+        dest=f"{p}.{{{{partition({partitions},3)}}}}.{{{{wildcard(1)}}}}.{{{{wildcard(2)}}}}.{{{{wildcard(3)}}}}",
     )
 
 
-def stream_configs(subjects: Subjects, partitions: int = 1) -> list[StreamConfig]:
+def stream_configs(
+    subjects: Subjects, partitions: int = 1, limits: StreamLimits = DEFAULT_LIMITS
+) -> list[StreamConfig]:
     common: dict[str, Any] = {"storage": StorageType.FILE, "duplicate_window": DUPLICATE_WINDOW_S}
     return [
         # Inputs hold personal notes: kept only until every stepout consumer has acked them.
+        # Full, it refuses new inputs (the platform retries) rather than drop unread ones.
         StreamConfig(
             name=subjects.in_stream,
             subjects=subjects.in_stream_subjects(),
             retention=RetentionPolicy.INTEREST,
             subject_transform=partition_transform(subjects, partitions),
+            max_bytes=limits.in_max_bytes,
+            discard=DiscardPolicy.NEW,
             **common,
         ),
+        # Full, it refuses new outputs (the outbox relay retries) rather than drop unread ones.
         StreamConfig(
             name=subjects.out_stream,
             subjects=subjects.out_stream_subjects(),
             retention=RetentionPolicy.LIMITS,
             max_age=OUT_MAX_AGE_S,
+            max_bytes=limits.out_max_bytes,
+            discard=DiscardPolicy.NEW,
             **common,
         ),
+        # Full, it drops its oldest dead letters: refusing one would hold up the batch it came from.
         StreamConfig(
             name=subjects.dlq_stream,
             subjects=subjects.dlq_stream_subjects(),
             retention=RetentionPolicy.LIMITS,
             max_age=DLQ_MAX_AGE_S,
+            max_bytes=limits.dlq_max_bytes,
+            discard=DiscardPolicy.OLD,
             **common,
         ),
     ]
 
 
+def consumer_config(consumer: Consumer, max_deliver: int, ack_wait: float) -> ConsumerConfig:
+    return ConsumerConfig(
+        durable_name=consumer.durable,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        filter_subjects=list(consumer.filter_subjects),
+        ack_wait=ack_wait,
+        max_deliver=max_deliver,
+        max_ack_pending=MAX_ACK_PENDING,
+        max_waiting=MAX_WAITING,
+    )
+
+
 async def ensure_topology(
-    js: JetStreamContext, subjects: Subjects, max_deliver: int, ack_wait: float = ACK_WAIT_S, partitions: int = 1
+    js: JetStreamContext,
+    subjects: Subjects,
+    max_deliver: int,
+    ack_wait: float = ACK_WAIT_S,
+    partitions: int = 1,
+    *,
+    limits: StreamLimits = DEFAULT_LIMITS,
 ) -> None:
-    """Create or update every stream and durable consumer; safe to run from any number of processes."""
-    for stream in stream_configs(subjects, partitions):
+    """Create or update every stream and durable consumer; safe to run from any number of processes.
+
+    Raises `TopologyMismatch` when what the server stored differs from what was asked, and
+    `TopologyError` when the server has no room for a stream's byte limit.
+    """
+    for stream, setting in zip(stream_configs(subjects, partitions, limits), LIMIT_SETTINGS, strict=True):
         assert stream.name is not None
         try:
-            await js.stream_info(stream.name)
+            existing = await js.stream_info(stream.name)
         except NotFoundError:
-            await js.add_stream(stream)
+            existing = None
+        # Replicas are the operator's (`nats stream edit --replicas 3`): an existing stream keeps its count.
+        replicas = 1 if existing is None else existing.config.num_replicas or 1
+        asked = replace(stream, num_replicas=replicas)
+        try:
+            stored = await (js.add_stream(asked) if existing is None else js.update_stream(asked))
+        except APIError as exc:
+            if exc.err_code != NO_STORAGE:
+                raise
+            # The server reserves each stream's whole byte limit from its JetStream storage up front.
+            raise TopologyError(
+                f"stream {stream.name}: the NATS server has no room to reserve max_bytes {stream.max_bytes} "
+                f"({setting}): lower it, or give JetStream more storage (max_file_store)"
+            ) from None
+        if existing is None:
             log.info("stream created", extra={"stream": stream.name})
-        else:
-            await js.update_stream(stream)
+        check_stored(f"stream {stream.name}", stream_fields(asked), stream_fields(stored.config))
     for consumer in consumers(subjects, partitions).values():
-        config = ConsumerConfig(
-            durable_name=consumer.durable,
-            ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
-            filter_subjects=list(consumer.filter_subjects),
-            ack_wait=ack_wait,
-            max_deliver=max_deliver,
-            max_ack_pending=MAX_ACK_PENDING,
-            max_waiting=512,
+        config = consumer_config(consumer, max_deliver, ack_wait)
+        info = await js.add_consumer(consumer.stream, config)
+        check_stored(
+            f"consumer {consumer.durable} of stream {consumer.stream}",
+            consumer_fields(config),
+            consumer_fields(info.config),
         )
-        await js.add_consumer(consumer.stream, config)
+
+
+def _seconds(value: float | None) -> float:
+    """A duration as compared: unset is 0, and nanoseconds round-tripped through floats are equal."""
+    return round(value or 0.0, 6)
+
+
+def _word(value: Any) -> str | None:
+    """An enum (or the string a server sent) as its wire word."""
+    return None if value is None else str(getattr(value, "value", value))
+
+
+def stream_fields(config: StreamConfig) -> dict[str, Any]:
+    """The fields of a stream stepout sets, normalised so that asked and stored compare equal."""
+    transform = config.subject_transform
+    return {
+        "subjects": sorted(config.subjects or []),
+        "subject_transform": f"{transform.src} -> {transform.dest}" if transform and transform.src else None,
+        "retention": _word(config.retention),
+        "storage": _word(config.storage),
+        "discard": _word(config.discard or DiscardPolicy.OLD),
+        "max_bytes": -1 if config.max_bytes is None else config.max_bytes,
+        "max_age": _seconds(config.max_age),
+        "duplicate_window": _seconds(config.duplicate_window),
+        "num_replicas": config.num_replicas or 1,
+    }
+
+
+def consumer_fields(config: ConsumerConfig) -> dict[str, Any]:
+    """The fields of a consumer stepout sets, normalised: a single filter may come back as
+    `filter_subject` rather than a one-entry `filter_subjects`."""
+    filters = config.filter_subjects or ([config.filter_subject] if config.filter_subject else [])
+    return {
+        "filter_subjects": sorted(filters),
+        "ack_policy": _word(config.ack_policy),
+        "deliver_policy": _word(config.deliver_policy),
+        "ack_wait": _seconds(config.ack_wait),
+        "max_deliver": config.max_deliver,
+        "max_ack_pending": config.max_ack_pending,
+        "max_waiting": config.max_waiting,
+    }
+
+
+def check_stored(what: str, asked: dict[str, Any], stored: dict[str, Any]) -> None:
+    """Raise `TopologyMismatch` on the first field whose stored value is not the one asked."""
+    for name, value in asked.items():
+        if stored.get(name) != value:
+            raise TopologyMismatch(
+                f"{what}: the NATS server stored {name} {stored.get(name)!r}, stepout asked for {value!r}"
+            )

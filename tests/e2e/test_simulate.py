@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
+import nats
 import pytest
 
 from stepout_cli.simulate import run_simulation, simulate
@@ -45,7 +49,7 @@ async def test_a_small_cohort_is_driven_through_and_its_injected_episodes_are_ca
     summary = first.summary
     assert set(summary) == SUMMARY_KEYS
     assert summary["stalls"] == 0, summary["stalled"]
-    assert summary["dead_letters"] == {}
+    assert summary["dead_letters"] == {"total": 0, "by_reason": {}, "by_service": {}, "unexpected": {}}
     assert summary["assignments_by_reason"]["start"] == 12
     users = {user for kind, user, _, _ in first.published if kind == "participant.enrolled"}
     attempted = {user for kind, user, _, _ in first.published if kind == "attempt.logged"}
@@ -83,3 +87,37 @@ def test_a_system_that_does_not_answer_exits_1_with_one_line(
     assert simulate(settings, 3, 2, 1) == 1
     err = capsys.readouterr().err
     assert err.startswith("stepout simulate: ") and err.count("\n") == 1
+
+
+def test_a_dead_letter_no_persona_sends_on_purpose_fails_the_run_and_is_split_by_reason_and_service(
+    system: System, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """While the cohort runs, its first participant's attempt arrives garbled (as a faulty gateway would
+    send it): the tracker dead-letters it, the summary says by whom and why, and the command exits 1."""
+    settings = settings_of(system)
+    seed = 11
+
+    async def garble() -> None:
+        await asyncio.sleep(1.0)  # the run has subscribed and enrolled its first participant
+        nc = await nats.connect(settings.nats_url)
+        await nc.jetstream().publish(f"{system.prefix}.attempt.logged.sim{seed}-00000", b"{not json")
+        await nc.close()
+
+    injector = threading.Thread(target=asyncio.run, args=(garble(),))
+    injector.start()
+    code = simulate(settings, 4, 3, seed, as_json=True)
+    injector.join()
+
+    out, err = capsys.readouterr()
+    letters = json.loads(out)["dead_letters"]
+    assert letters == {
+        "total": 1,
+        "by_reason": {"invalid_json": 1},
+        "by_service": {"tracker": {"invalid_json": 1}},
+        "unexpected": {"invalid_json": 1},
+    }
+    assert code == 1
+    assert (
+        err.splitlines()[-1]
+        == "stepout simulate: stepout refused 1 valid input(s) as dead letters (tracker invalid_json 1)"
+    )

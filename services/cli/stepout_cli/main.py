@@ -81,10 +81,19 @@ def main(argv: list[str] | None = None) -> int:
             from stepout_domain.catalog import CatalogError
             from stepout_domain.ruleset import RuleSetError
             from stepout_runtime.connection import NatsRefusedError
+            from stepout_runtime.server_version import ServerTooOld
+            from stepout_runtime.service import ServiceFailed
+            from stepout_runtime.topology import TopologyError
 
+            if isinstance(exc, (ServerTooOld, TopologyError)):
+                print(f"stepout: {exc}", file=sys.stderr)  # one line: what the server is and what breaks
+                return 1
             if isinstance(exc, (CatalogError, RuleSetError, NatsRefusedError)):
                 print(f"stepout: {exc}", file=sys.stderr)
                 return 2
+            if isinstance(exc, ServiceFailed):
+                print(f"stepout: {exc}", file=sys.stderr)  # the cause is in the log above
+                return 1
             raise
     if args.command == "simulate":
         from .simulate import simulate

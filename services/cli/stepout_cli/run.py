@@ -29,39 +29,30 @@ def run_service(settings: Settings, which: str) -> int:
 
 
 def run_all(settings: Settings) -> int:
-    """NATS (started here when local and silent), then planner and tracker; stop all on a signal."""
-    url = settings.nats_url.split(",")[0].strip()
-    server: subprocess.Popen[bytes] | None = None
-    options = connect_options(settings, "stepout-run")
-    options.pop("servers")
-    if not asyncio.run(natsd.answers(url, options)):
-        if not natsd.is_local(url):
-            log.error("NATS does not answer and is not local; not starting one", extra={"nats": url})
-            return 1
-        store = settings.data_dir / "nats"
-        server = natsd.start_local(url, store, settings.data_dir / "nats-server.log")
-        deadline = time.monotonic() + 10
-        while not asyncio.run(natsd.answers(url, options, timeout=0.5)):
-            if server.poll() is not None or time.monotonic() > deadline:
-                log.error("nats-server did not start", extra={"log": str(settings.data_dir / "nats-server.log")})
-                return 1
-            time.sleep(0.1)
-        log.info("nats-server started", extra={"nats": url, "store": str(store), "pid": server.pid})
-    else:
-        log.info("using NATS", extra={"nats": url})
-
-    children = {
-        name: subprocess.Popen([sys.executable, "-m", "stepout_cli.main", "run", name], env=os.environ.copy())
-        for name in ("planner", "tracker")
-    }
+    """NATS (found, or started here: see `natsd.find_or_start`), then planner and tracker; stop all on a signal."""
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:
         nonlocal stopping
         stopping = True
 
+    # From the start: a signal while NATS is being found or started still stops what was started.
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    options = connect_options(settings, "stepout-run")
+    options.pop("servers")
+    try:
+        nats_server = natsd.find_or_start(settings, options)
+    except natsd.NoServer as exc:
+        log.error(str(exc))
+        return 1
+    env = os.environ.copy()
+    if nats_server.url != settings.nats_url.split(",")[0].strip():
+        env["STEPOUT_NATS_URL"] = nats_server.url  # the server started beside an older one
+    children = {
+        name: subprocess.Popen([sys.executable, "-m", "stepout_cli.main", "run", name], env=env)
+        for name in (() if stopping else ("planner", "tracker"))
+    }
     code = 0
     while not stopping:
         for name, child in children.items():
@@ -79,11 +70,6 @@ def run_all(settings: Settings) -> int:
             child.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
             child.kill()
-    if server is not None:
-        server.terminate()
-        try:
-            server.wait(timeout=1.5)
-        except subprocess.TimeoutExpired:
-            server.kill()
+    nats_server.stop()
     log.info("stopped")
     return code

@@ -36,11 +36,13 @@ from stepout_contract.envelope import CONTENT_TYPE, encode, make_event, rfc3339
 from stepout_contract.settings import Settings
 from stepout_contract.subjects import OUTPUT_FAMILIES, Subjects
 from stepout_runtime.connection import connect_options
+from stepout_runtime.server_version import FLOOR_TEXT, is_supported, too_old_line, version_of, where_of
 
+from . import natsd
 from .simulate_personas import Script, assign_personas
-from .simulate_summary import render, summarise
+from .simulate_summary import refused_valid_inputs, render, summarise
 
-SOURCE = "urn:stepout:simulate"
+SOURCE = "urn:example:stepout-simulate"  # a platform's source: `urn:stepout:` is for stepout's own outputs
 COACH_ID = "sim-coach"
 CONNECT_S = 10.0
 FIRST_ANSWER_S = 15.0
@@ -95,7 +97,7 @@ class Simulation:
         self.cohort = {s.user_id: Participant(s) for s in scripts}
         self.published: list[tuple[str, str, str, str | None]] = []
         self.clearings: Counter[str] = Counter()
-        self.dead_letters: Counter[str] = Counter()
+        self.dead_letters: Counter[tuple[str, str]] = Counter()  # (service, reason)
 
     async def subscribe(self) -> None:
         """One subscription for every output and dead letter, open before anything is published.
@@ -138,7 +140,8 @@ class Simulation:
     async def _on_dead_letter(self, msg: Msg) -> None:
         headers = msg.headers or {}
         if self.subjects.user_of(headers.get("Stepout-Original-Subject", "")) in self.cohort:
-            self.dead_letters[headers.get("Stepout-Reason", "unknown")] += 1
+            service = msg.subject.rsplit(".", 1)[-1]  # P.deadletter.<service>
+            self.dead_letters[service, headers.get("Stepout-Reason", "unknown")] += 1
 
     async def publish(self, kind: str, script: Script, data: dict[str, Any], at: datetime) -> None:
         family, name = kind.split(".")
@@ -225,16 +228,7 @@ async def run_simulation(
     personas = assign_personas(participants, random.Random(seed))
     scripts = [Script(i, seed, persona, days, end) for i, persona in enumerate(personas)]
     subjects = Subjects(settings.subject_prefix)
-    try:
-        options = {
-            **connect_options(settings, "stepout-simulate"),
-            "error_cb": _quiet,
-            "disconnected_cb": _quiet,
-            "no_echo": True,
-        }
-        nc = await asyncio.wait_for(nats.connect(**options), timeout=CONNECT_S)
-    except (NatsError, OSError, TimeoutError):
-        raise NoAnswer(f"cannot connect to NATS at {settings.nats_url} within {CONNECT_S:.0f} s") from None
+    nc = await _connect(settings)
     try:
         sim = Simulation(nc, subjects, scripts, end, reply_timeout)
         await sim.subscribe()
@@ -266,6 +260,35 @@ async def run_simulation(
     return SimulationResult(summary, sim.published)
 
 
+async def _connect(settings: Settings) -> Client:
+    """A connection to a server stepout runs on. With STEPOUT_NATS_URL not set and an older server at the
+    default address, the one `stepout run all` then starts beside it (`natsd.FALLBACK_PORT`) is used."""
+    options: dict[str, Any] = {
+        **connect_options(settings, "stepout-simulate"),
+        "error_cb": _quiet,
+        "disconnected_cb": _quiet,
+        "no_echo": True,
+    }
+    try:
+        nc = await asyncio.wait_for(nats.connect(**options), timeout=CONNECT_S)
+    except (NatsError, OSError, TimeoutError):
+        raise NoAnswer(f"cannot connect to NATS at {settings.nats_url} within {CONNECT_S:.0f} s") from None
+    version, where = version_of(nc), where_of(nc)
+    if is_supported(version):
+        return nc
+    await nc.close()
+    if "nats_url" not in settings.model_fields_set:
+        own = natsd.fallback_url(options["servers"][0])
+        if is_supported(await natsd.probe(own, options) or ""):
+            print(
+                f"stepout simulate: nats-server {version} at {where} is older than {FLOOR_TEXT}: "
+                f"using {natsd.where(own)}, where `stepout run all` then runs its own",
+                file=sys.stderr,
+            )
+            return await asyncio.wait_for(nats.connect(**{**options, "servers": [own]}), timeout=CONNECT_S)
+    raise NoAnswer(f"{too_old_line(version, where)}; set STEPOUT_NATS_URL to the server stepout runs on")
+
+
 async def _quiet(*_: object) -> None:
     """A command prints one line when NATS cannot be reached, not one per reconnect attempt."""
 
@@ -282,7 +305,8 @@ async def _check_fresh(nc: Client, subjects: Subjects, script: Script, seed: int
 
 
 def simulate(settings: Settings, participants: int, days: int, seed: int, *, as_json: bool = False) -> int:
-    """The `stepout simulate` command: 0 done, 1 the system did not answer, 2 usage error."""
+    """The `stepout simulate` command: 0 done, 1 the system did not answer or refused valid inputs
+    (dead letters no persona sends on purpose), 2 usage error."""
     if participants < 1 or days < 1:
         print("stepout simulate: --participants and --days must be at least 1", file=sys.stderr)
         return 2
@@ -295,4 +319,8 @@ def simulate(settings: Settings, participants: int, days: int, seed: int, *, as_
         print(json.dumps(result.summary, indent=2))
     else:
         render(result.summary)
+    refused = refused_valid_inputs(result.summary)
+    if refused is not None:
+        print(f"stepout simulate: {refused}", file=sys.stderr)
+        return 1
     return 0

@@ -37,6 +37,10 @@ HOSTILE_WINDOW = timedelta(days=7)
 STREAK_WINDOW = timedelta(hours=24)
 STREAK_LENGTH = 5
 
+# Dead-letter reasons a persona provokes on purpose. None sends bad input: every input it publishes
+# is one the contract accepts, so any dead letter is stepout refusing a valid input.
+DELIBERATE_DEAD_LETTERS: frozenset[str] = frozenset()
+
 
 @dataclass(frozen=True)
 class Persona:

@@ -8,7 +8,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .simulate_personas import PERSONAS, STEADY
+from .simulate_personas import DELIBERATE_DEAD_LETTERS, PERSONAS, STEADY
 
 if TYPE_CHECKING:
     from .simulate import Participant, Simulation
@@ -62,7 +62,7 @@ def summarise(sim: Simulation, *, participants: int, days: int, seed: int, wall:
         "clearings": dict(sorted(sim.clearings.items())),
         "pauses_by_reason": _counts(pause["reason"] for p in cohort for pause in p.pauses),
         "reviews_sent": sum(p.reviews for p in cohort),
-        "dead_letters": dict(sorted(sim.dead_letters.items())),
+        "dead_letters": _dead_letters(sim.dead_letters),
         "stalls": sum(1 for p in cohort if p.stalled),
         "stalled": [f"{p.script.user_id} ({p.stalled})" for p in cohort if p.stalled][:10],
         "episodes": {
@@ -90,6 +90,36 @@ def summarise(sim: Simulation, *, participants: int, days: int, seed: int, wall:
         "wall_seconds": round(wall, 1),
         "attempts_per_second": round(attempts / wall, 1) if wall > 0 else 0.0,
     }
+
+
+def _dead_letters(found: Counter[tuple[str, str]]) -> dict[str, Any]:
+    """The cohort's dead letters by reason and by service; `unexpected` are those of a reason no
+    persona sends on purpose: stepout refused inputs the simulator sent as valid."""
+    by_service: dict[str, dict[str, int]] = {}
+    by_reason: Counter[str] = Counter()
+    for (service, reason), count in sorted(found.items()):
+        by_service.setdefault(service, {})[reason] = count
+        by_reason[reason] += count
+    return {
+        "total": sum(found.values()),
+        "by_reason": dict(sorted(by_reason.items())),
+        "by_service": by_service,
+        "unexpected": {r: n for r, n in sorted(by_reason.items()) if r not in DELIBERATE_DEAD_LETTERS},
+    }
+
+
+def refused_valid_inputs(summary: dict[str, Any]) -> str | None:
+    """One line when the run saw dead letters no persona sends on purpose, else None."""
+    letters = summary["dead_letters"]
+    if not letters["unexpected"]:
+        return None
+    where = "; ".join(
+        f"{service} {', '.join(f'{reason} {n}' for reason, n in reasons.items() if reason in letters['unexpected'])}"
+        for service, reasons in letters["by_service"].items()
+        if set(reasons) & set(letters["unexpected"])
+    )
+    count = sum(letters["unexpected"].values())
+    return f"stepout refused {count} valid input(s) as dead letters ({where})"
 
 
 def _caught(p: Participant) -> bool:
@@ -147,7 +177,13 @@ def render(summary: dict[str, Any]) -> None:
     answers.add_row("warnings cleared by", line(s["clearings"]))
     answers.add_row("pauses by reason", line(s["pauses_by_reason"]))
     answers.add_row("reviews sent", str(s["reviews_sent"]))
-    answers.add_row("dead letters", line(s["dead_letters"]))
+    letters = s["dead_letters"]
+    answers.add_row(
+        "dead letters",
+        f"{letters['total']}"
+        + "".join(f"; {service}: {line(reasons)}" for service, reasons in letters["by_service"].items())
+        + (f" (unexpected: {line(letters['unexpected'])})" if letters["unexpected"] else ""),
+    )
     answers.add_row("stalls", f"{s['stalls']}" + (f": {', '.join(s['stalled'])}" if s["stalled"] else ""))
     console.print(answers)
 
