@@ -7,11 +7,15 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
+
+from .bounds import BoundedTime
 
 CONTENT_TYPE = "application/cloudevents+json"
 SOURCE_PLANNER = "urn:stepout:planner"
 SOURCE_TRACKER = "urn:stepout:tracker"
+# Only stepout's own outputs carry a source under this prefix; an input claiming one is refused.
+STEPOUT_SOURCE_PREFIX = "urn:stepout:"
 
 # Outputs get ids derived from what they record, so a republished output keeps its id.
 OUTPUT_ID_NAMESPACE = uuid.UUID("6b0c2f4e-93a1-5d1e-8f62-5e7d1f0c4a21")
@@ -26,9 +30,9 @@ class CloudEvent(BaseModel):
     id: str = Field(min_length=1, max_length=256)
     source: str = Field(min_length=1, max_length=1024)
     type: str = Field(min_length=1, max_length=256)
-    subject: str | None = None
-    time: AwareDatetime | None = None
-    datacontenttype: str | None = None
+    subject: str = Field(min_length=1, max_length=256)
+    time: BoundedTime
+    datacontenttype: Literal["application/json"] | None = None
     data: dict[str, Any]
 
 

@@ -57,13 +57,15 @@ class Subjects:
     def all_of(self, family: str, name: str) -> str:
         return f"{self.prefix}.{family}.{name}.*"
 
+    def tokens_of(self, subject: str) -> list[str] | None:
+        """The tokens of `subject` after the prefix, or None when it is not under the prefix."""
+        head = f"{self.prefix}."
+        return subject[len(head) :].split(".") if subject.startswith(head) else None
+
     def user_of(self, subject: str) -> str | None:
         """The `{user_id}` token of an input or output subject, or None if it has none."""
-        head = f"{self.prefix}."
-        if not subject.startswith(head):
-            return None
-        parts = subject[len(head) :].split(".")
-        return parts[2] if len(parts) == 3 else None
+        parts = self.tokens_of(subject)
+        return parts[2] if parts is not None and len(parts) == 3 else None
 
     def dead_letter(self, service: str) -> str:
         return f"{self.prefix}.deadletter.{service}"

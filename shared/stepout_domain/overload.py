@@ -2,7 +2,8 @@
 
 Every rule is judged at the last attempt of the history it is given; every window
 counts back from that attempt's `occurred_at`, never from a clock. The history is
-the participant's attempts oldest first, in the order they occurred. A time window
+the participant's attempts in the order they occurred (`occurred_at`), whatever the
+order they arrived in, so no window sees a negative interval. A time window
 is inclusive: an attempt exactly 7 days (or 24 h) before the judged one is inside it.
 """
 
@@ -159,18 +160,17 @@ def _hostile_rejections(history: Sequence[Attempt], rules: RuleSet) -> RuleHit |
     return RuleHit("hostile_rejections", len(hostile), rules.hostile_count, Severity.HIGH, tuple(hostile))
 
 
-def _crisis_reported(history: Sequence[Attempt], since: datetime | None) -> RuleHit | None:
-    """Any attempt with `crisis_reported` at or after `since` (the last review; None: ever)."""
-    reported: list[str] = []
-    for attempt in reversed(history):
-        if since is not None and attempt.occurred_at < since:
-            break
-        if attempt.crisis_reported:
-            reported.append(attempt.attempt_id)
-    if not reported:
+def _crisis_reported(history: Sequence[Attempt], crisis: tuple[Sequence[str], int] | None) -> RuleHit | None:
+    """The crisis reports no review has covered yet: `crisis` is (evidence, count) as the
+    participant's state keeps them; None counts every attempt of `history` that reports one."""
+    if crisis is None:
+        evidence = tuple(a.attempt_id for a in history if a.crisis_reported)
+        count = len(evidence)
+    else:
+        evidence, count = tuple(crisis[0]), crisis[1]
+    if count == 0:
         return None
-    reported.reverse()
-    return RuleHit("crisis_reported", len(reported), 1, Severity.CRISIS, tuple(reported))
+    return RuleHit("crisis_reported", count, 1, Severity.CRISIS, evidence)
 
 
 _COUNTED_RULES: tuple[Callable[[Sequence[Attempt], RuleSet], RuleHit | None], ...] = (
@@ -182,18 +182,21 @@ _COUNTED_RULES: tuple[Callable[[Sequence[Attempt], RuleSet], RuleHit | None], ..
 )
 
 
-def evaluate(attempts: Sequence[Attempt], rules: RuleSet, since: datetime | None = None) -> list[RuleHit]:
+def evaluate(
+    attempts: Sequence[Attempt], rules: RuleSet, crisis: tuple[Sequence[str], int] | None = None
+) -> list[RuleHit]:
     """Every overload rule that holds at the last of `attempts`, in `RULE_IDS` order.
 
-    `attempts` is the history oldest first, the attempt being judged last. `since`
-    (the time of the participant's last review, if any) limits `crisis_reported`
-    to attempts at or after it: a reported crisis keeps holding until a coach
-    reviews the participant. An empty history holds no rule.
+    `attempts` is the history in `occurred_at` order, judged at its newest attempt.
+    `crisis_reported` holds while a reported crisis has not been covered by a coach's
+    review, whenever it occurred: `crisis` gives those reports as (attempt ids kept as
+    evidence, how many), as `tracking.TrackerState` keeps them; without it every report
+    in `attempts` counts. An empty history holds no rule.
     """
     if not attempts:
         return []
     hits = [hit for rule in _COUNTED_RULES if (hit := rule(attempts, rules)) is not None]
-    crisis = _crisis_reported(attempts, since)
-    if crisis is not None:
-        hits.append(crisis)
+    found = _crisis_reported(attempts, crisis)
+    if found is not None:
+        hits.append(found)
     return hits

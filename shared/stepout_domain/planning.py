@@ -24,7 +24,10 @@ Choices where DOMAIN.md leaves room:
   hold or a crisis pause is already running) and cancel the open assignment. A
   `high` whose hold is already over when observed only lowers the level.
 - A participant's pause can lengthen an overload hold but not shorten it, and their
-  resume ends only a participant pause; only a review ends a `crisis` pause.
+  resume ends only a participant pause. A `crisis` pause ends only when the tracker
+  clears the crisis warning `by="review"`: the tracker alone judges whether a review
+  covers the crisis (a review repeated later, or one older than the crisis, does not),
+  and the plan follows that clearing, so the two services never disagree.
 - Cancelled assignments give their day's slot back to the daily limit.
 """
 
@@ -257,8 +260,13 @@ def _observe_warning(d: _Decision, command: ObserveWarning) -> None:
 
 
 def _observe_clearing(d: _Decision, command: ObserveClearing) -> None:
-    if command.warning_id == d.state.active_warning_id:
-        d.emit(ClearingObserved(command.warning_id, command.cleared_at.astimezone(UTC), command.by, at=d.now))
+    if command.warning_id != d.state.active_warning_id:
+        return
+    d.emit(ClearingObserved(command.warning_id, command.cleared_at.astimezone(UTC), command.by, at=d.now))
+    if command.by == "review" and d.state.pause_reason == "crisis":
+        # The tracker decides whether a review covers the crisis; the plan follows its clearing.
+        d.emit(PlanResumed(at=d.now))
+        _reschedule(d, "resumed")
 
 
 def _pause_by_participant(d: _Decision, command: PauseByParticipant) -> None:
@@ -292,9 +300,6 @@ def _resume(d: _Decision, command: Resume) -> None:
 
 def _review(d: _Decision, command: Review) -> None:
     d.emit(Reviewed(command.coach_id, at=d.now))
-    if d.state.pause_reason == "crisis":
-        d.emit(PlanResumed(at=d.now))
-        _reschedule(d, "resumed")
 
 
 def _withdraw(d: _Decision, command: Withdraw) -> None:

@@ -136,14 +136,18 @@ def progress_view(
     timezone: str,
     active_warning: Warning | None,
     rules: RuleSet,
+    arrived: Attempt | None = None,
 ) -> dict[str, object]:
     """The progress view (CONTRACT §4), plus `last_attempt` for the planner; JSON-ready.
 
-    `level_ready` is judged at the last attempt's `occurred_at`; `at_level` is the
-    run since the participant last arrived at the current level.
+    `attempts` is in `occurred_at` order. `level_ready` is judged at the newest attempt's
+    `occurred_at`; `at_level` is the run since the participant last arrived at the current
+    level; `last_attempt` is `arrived` (the attempt this view follows, which may have
+    occurred earlier than others when it was synced late), else the newest.
     """
     level = current_level(attempts)
     last = attempts[-1] if attempts else None
+    told = arrived if arrived is not None else last
     counts = dict.fromkeys((o.value for o in Outcome), 0)
     for attempt in attempts:
         counts[attempt.outcome.value] += 1
@@ -168,5 +172,5 @@ def progress_view(
         "last_attempt_at": rfc3339(last.occurred_at) if last is not None else None,
         "ruleset_version": rules.version,
         "position": len(attempts),
-        "last_attempt": _last_attempt(last) if last is not None else None,
+        "last_attempt": _last_attempt(told) if told is not None else None,
     }

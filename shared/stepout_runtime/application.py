@@ -26,7 +26,8 @@ from .views import PositionConflict, ViewStore
 log = logging.getLogger(__name__)
 
 Rows = dict[tuple[str, str], dict[str, Any]]
-CACHE_SIZE = 20_000
+# The aggregate cache is bounded by the memory its aggregates take (as `cache_weight` estimates it).
+CACHE_BYTES = 192 * 1024 * 1024
 PAGE = 1000
 
 
@@ -59,7 +60,8 @@ class BatchApplication(Application[UUID]):
         self.views = views
         self.subjects = subjects
         self.metrics = metrics
-        self._cache: OrderedDict[UUID, Aggregate] = OrderedDict()
+        self._cache: OrderedDict[UUID, tuple[Aggregate, int]] = OrderedDict()
+        self._cache_bytes = 0
         # What just-committed batches mean for the outbox, handed over from memory so the relay
         # need not read and decode them again: (first notification id, last id, effects).
         self.outbox_feed: deque[tuple[int, int, list[Any]]] = deque(maxlen=64)
@@ -89,6 +91,10 @@ class BatchApplication(Application[UUID]):
 
     # Aggregates -------------------------------------------------------------------------------
 
+    def cache_weight(self, aggregate: Any) -> int:
+        """About how many bytes of memory `aggregate` takes, for bounding the cache."""
+        return 2048
+
     def load(self, key: UUID, touched: Touched) -> Any:
         """The aggregate as this batch left it, else as stored; None when it does not exist."""
         if key in touched:
@@ -96,7 +102,7 @@ class BatchApplication(Application[UUID]):
         found = self._cache.get(key)
         if found is not None:
             self._cache.move_to_end(key)
-            return found
+            return found[0]
         try:
             return self.repository.get(key)
         except AggregateNotFoundError:
@@ -104,14 +110,19 @@ class BatchApplication(Application[UUID]):
 
     def _remember(self, touched: Touched) -> None:
         for key, aggregate in touched.items():
-            self._cache[key] = aggregate
-            self._cache.move_to_end(key)
-        while len(self._cache) > CACHE_SIZE:
-            self._cache.popitem(last=False)
+            self.forget([key])
+            weight = self.cache_weight(aggregate)
+            self._cache[key] = (aggregate, weight)
+            self._cache_bytes += weight
+        while self._cache_bytes > CACHE_BYTES and self._cache:
+            _, (_, weight) = self._cache.popitem(last=False)
+            self._cache_bytes -= weight
 
     def forget(self, keys: Sequence[UUID] | Touched) -> None:
         for key in keys:
-            self._cache.pop(key, None)
+            found = self._cache.pop(key, None)
+            if found is not None:
+                self._cache_bytes -= found[1]
 
     # Batches ----------------------------------------------------------------------------------
 
@@ -145,9 +156,12 @@ class BatchApplication(Application[UUID]):
                     except TRANSIENT_ERRORS:
                         raise
                     except Exception:
-                        log.exception(
-                            "input could not be decided", extra={"event_id": item.event.id, "user_id": item.user_id}
-                        )
+                        # Once per input, not once per delivery: its redeliveries fail the same way.
+                        if item.delivered == 1:
+                            log.exception(
+                                "input could not be decided",
+                                extra={"event_id": item.event.id, "user_id": item.user_id},
+                            )
                         failed[i] = Retry("internal error while deciding")
                         raise _Redo from None
             except _Redo:

@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
-import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from stepout_contract.envelope import CloudEvent, rfc3339
+from stepout_contract.envelope import STEPOUT_SOURCE_PREFIX, CloudEvent, rfc3339
 from stepout_contract.subjects import Subjects, is_user_id
 
 MAX_MESSAGE_BYTES = 64 * 1024
+# Where an input came from is known by the stream that delivered it, never by what it says:
+# "platform" for the input stream, "stepout" for the services' own output stream.
+Origin = Literal["platform", "stepout"]
+
+
+def body_digest(body: bytes) -> str:
+    """Hex SHA-256 of a message body: what a dead letter keeps of a body too large to keep."""
+    return hashlib.sha256(body).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +51,7 @@ class Inbound:
     user_id: str
     event: CloudEvent
     data: Any
+    origin: Origin
     stream_seq: int
     delivered: int
     received_at: datetime
@@ -55,8 +64,9 @@ class Inbound:
             "id": event.id,
             "source": event.source,
             "type": event.type,
-            "time": rfc3339(event.time) if event.time else None,
+            "time": rfc3339(event.time),
             "received_at": rfc3339(self.received_at),
+            "origin": self.origin,
         }
 
     @property
@@ -64,27 +74,25 @@ class Inbound:
         """When the input says it happened (its CloudEvent `time`), never later than its arrival:
         a platform syncing late or replaying a history keeps its own timeline, and a clock
         running ahead cannot schedule into the future. Stored with the decision, so replays agree."""
-        time = self.event.time
-        return min(time, self.received_at) if time is not None else self.received_at
+        return min(self.event.time, self.received_at)
 
 
 def _validation_detail(exc: ValidationError) -> str:
     # Only field paths and messages: never the input value, which may be a note.
     parts = []
-    for error in exc.errors(include_input=False, include_url=False)[:3]:
+    for error in exc.errors(include_input=False, include_url=False, include_context=False)[:3]:
         where = ".".join(str(p) for p in error["loc"]) or "(body)"
         parts.append(f"{where}: {error['msg']}")
-    return "; ".join(parts)
-
-
-_PARTITION_TOKEN = re.compile(r"\.[0-9]{1,2}$")
+    return "; ".join(parts)[:500]
 
 
 def original_subject(subject: str, subjects: Subjects) -> str:
-    """The subject a platform published to, without the partition token the stream may append."""
-    head = f"{subjects.prefix}."
-    if subject.startswith(head) and subject.count(".") - head.count(".") == 3:
-        return _PARTITION_TOKEN.sub("", subject)
+    """The subject a platform published to, without the partition token the input stream puts
+    after the prefix (`P.<k>.<family>.<event>.<user_id>`); only the stream's own mapping makes such
+    a subject, as no stream takes one published."""
+    tokens = subjects.tokens_of(subject)
+    if tokens is not None and len(tokens) == 4 and tokens[0].isdigit():
+        return f"{subjects.prefix}.{'.'.join(tokens[1:])}"
     return subject
 
 
@@ -94,16 +102,51 @@ def decode(
     types: dict[str, tuple[str, str, type[BaseModel]]],
     subjects: Subjects,
     *,
+    origin: Origin = "platform",
     stream_seq: int,
     delivered: int,
     received_at: datetime,
 ) -> Inbound | DeadLetter:
-    """Validate one message against the contract; every failure is a named dead-letter reason."""
-    subject = original_subject(subject, subjects)
+    """Validate one message against the contract; every failure is a named dead-letter reason.
+
+    Nothing a message holds can make this raise: whatever its bytes, envelope or data, the
+    answer is an accepted input or a dead letter, decided on its first delivery.
+    """
+    try:
+        return _decode(
+            body,
+            subject,
+            types,
+            subjects,
+            origin=origin,
+            stream_seq=stream_seq,
+            delivered=delivered,
+            received_at=received_at,
+        )
+    except RecursionError:
+        return DeadLetter("invalid_json", "body is nested too deeply")
+    except Exception as exc:  # noqa: BLE001 - the edge must not be escaped, whatever the input
+        return DeadLetter("invalid_input", f"input could not be read ({type(exc).__name__})")
+
+
+def _decode(
+    body: bytes,
+    subject: str,
+    types: dict[str, tuple[str, str, type[BaseModel]]],
+    subjects: Subjects,
+    *,
+    origin: Origin,
+    stream_seq: int,
+    delivered: int,
+    received_at: datetime,
+) -> Inbound | DeadLetter:
     if len(body) > MAX_MESSAGE_BYTES:
         return DeadLetter("too_large", f"message of {len(body)} bytes exceeds {MAX_MESSAGE_BYTES}")
+    subject = original_subject(subject, subjects)
     try:
         raw = json.loads(body)
+    except RecursionError:
+        return DeadLetter("invalid_json", "body is nested too deeply")
     except (UnicodeDecodeError, ValueError) as exc:
         return DeadLetter("invalid_json", f"body is not JSON: {type(exc).__name__}")
     if not isinstance(raw, dict):
@@ -112,14 +155,20 @@ def decode(
         event = CloudEvent.model_validate(raw)
     except ValidationError as exc:
         return DeadLetter("invalid_envelope", _validation_detail(exc))
+    if origin == "platform" and event.source.startswith(STEPOUT_SOURCE_PREFIX):
+        return DeadLetter("invalid_envelope", f"source: an input's source must not start with {STEPOUT_SOURCE_PREFIX}")
     known = types.get(event.type)
     if known is None:
-        return DeadLetter("unknown_type", f"unknown type or version {event.type[:100]!r}")
+        return DeadLetter("unknown_type", "type: not a type this service reads (unknown name or version)")
     family, name, model = known
-    user_token = subjects.user_of(subject)
-    expected_prefix = f"{subjects.prefix}.{family}.{name}."
-    if not subject.startswith(expected_prefix) or user_token is None or not is_user_id(user_token):
-        return DeadLetter("invalid_subject", f"type {event.type} does not fit subject {subject[:200]!r}")
+    tokens = subjects.tokens_of(subject)
+    if tokens is None or len(tokens) != 3 or tokens[:2] != [family, name]:
+        return DeadLetter(
+            "invalid_subject", f"subject must be {subjects.prefix}.{family}.{name}.<user_id> for {event.type}"
+        )
+    user_token = tokens[2]
+    if not is_user_id(user_token):
+        return DeadLetter("invalid_subject", "user id in the subject must be 1 to 64 characters of A-Z a-z 0-9 _ -")
     try:
         data = model.model_validate(event.data)
     except ValidationError as exc:
@@ -127,7 +176,7 @@ def decode(
     user_id = getattr(data, "user_id", None)
     if user_id != user_token:
         return DeadLetter("invalid_subject", "data.user_id differs from the subject's user id")
-    if event.subject is not None and event.subject != user_token:
+    if event.subject != user_token:
         return DeadLetter("invalid_subject", "CloudEvent subject differs from the subject's user id")
     checker = getattr(data, "check_not_in_future", None)
     if checker is not None:
@@ -141,6 +190,7 @@ def decode(
         user_id=user_token,
         event=event,
         data=data,
+        origin=origin,
         stream_seq=stream_seq,
         delivered=delivered,
         received_at=received_at,

@@ -28,7 +28,17 @@ from pydantic import BaseModel
 
 from stepout_contract.subjects import Subjects
 
-from .inbound import DeadLetter, Inbound, Retry, Verdict, decode, original_subject
+from .inbound import (
+    MAX_MESSAGE_BYTES,
+    DeadLetter,
+    Inbound,
+    Origin,
+    Retry,
+    Verdict,
+    body_digest,
+    decode,
+    original_subject,
+)
 from .metrics import CommonMetrics
 from .topology import Consumer
 
@@ -111,6 +121,7 @@ class IngestLoop:
         self.metrics = metrics
         self.batch_size = batch_size
         self.max_deliver = max_deliver
+        self.origin: Origin = "platform" if consumer.stream == subjects.in_stream else "stepout"
         self.on_committed = on_committed
         self._stopping = asyncio.Event()
         self.batches = 0
@@ -194,6 +205,7 @@ class IngestLoop:
                 msg.subject,
                 self.types,
                 self.subjects,
+                origin=self.origin,
                 stream_seq=meta.sequence.stream,
                 delivered=meta.num_delivered,
                 received_at=now,
@@ -267,8 +279,14 @@ class IngestLoop:
             "Stepout-Detail": letter.detail.replace("\r", " ").replace("\n", " ")[:1000],
             "Stepout-Original-Subject": original_subject(msg.subject, self.subjects)[:1000],
         }
+        body = msg.data
+        if len(body) > MAX_MESSAGE_BYTES:
+            # Too large to keep: what it was stays checkable (its digest and size), its content goes.
+            headers["Stepout-Body-Sha256"] = body_digest(body)
+            headers["Stepout-Body-Size"] = str(len(body))
+            body = b""
         await self.js.publish(
-            self.subjects.dead_letter(self.metrics.service), msg.data, headers=headers, stream=self.subjects.dlq_stream
+            self.subjects.dead_letter(self.metrics.service), body, headers=headers, stream=self.subjects.dlq_stream
         )
         self.metrics.dead_letter(letter.reason)
         log.info(

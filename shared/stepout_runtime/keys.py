@@ -10,12 +10,14 @@ from __future__ import annotations
 import base64
 import os
 import threading
+from collections import OrderedDict
 
 from Crypto.Cipher import AES
 
 from .store import StoreLocation, connect_sql
 
 NONCE_BYTES = 12
+KEY_CACHE_SIZE = 50_000
 
 
 def seal(key: bytes, text: str, context: str) -> str:
@@ -45,7 +47,8 @@ class ParticipantKeys:
             self._conn.execute(
                 "CREATE TABLE IF NOT EXISTS participant_keys (user_id TEXT PRIMARY KEY, key TEXT NOT NULL)"
             )
-        self._cache: dict[str, bytes] = {}
+        # Bounded: a key and its user id take well under 200 bytes, so this stays under ~10 MiB.
+        self._cache: OrderedDict[str, bytes] = OrderedDict()
 
     def _wrap(self, key: bytes, user_id: str) -> str:
         return (
@@ -60,6 +63,7 @@ class ParticipantKeys:
     def key_for(self, user_id: str, create: bool = True) -> bytes | None:
         """The participant's key; a new one is stored on first use. None once destroyed (and not re-created)."""
         if user_id in self._cache:
+            self._cache.move_to_end(user_id)
             return self._cache[user_id]
         p = self._p
         with self._lock:
@@ -75,6 +79,8 @@ class ParticipantKeys:
                 row = self._conn.execute(f"SELECT key FROM participant_keys WHERE user_id = {p}", (user_id,)).fetchone()
             key = self._unwrap(row[0], user_id)
         self._cache[user_id] = key
+        while len(self._cache) > KEY_CACHE_SIZE:
+            self._cache.popitem(last=False)
         return key
 
     def destroy(self, user_id: str) -> None:

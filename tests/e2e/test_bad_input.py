@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -88,7 +89,13 @@ async def test_every_kind_of_bad_input_is_a_dead_letter_with_its_reason(platform
     tracker_letters = [m for m in letters if m.subject.endswith(".tracker")]
     assert sorted(m.headers["Stepout-Reason"] for m in tracker_letters) == sorted(reason for _, reason, _ in cases)
     bodies = {m.data for m in tracker_letters}
-    assert all(body in bodies for _, _, body in cases)  # the body is kept untouched
+    kept = [body for _, reason, body in cases if reason != "too_large"]
+    assert all(body in bodies for body in kept)  # the body is kept untouched
+    [large] = [m for m in tracker_letters if m.headers["Stepout-Reason"] == "too_large"]
+    [large_body] = [body for _, reason, body in cases if reason == "too_large"]
+    assert large.data == b""  # too large to keep: its digest and size stand for it
+    assert large.headers["Stepout-Body-Sha256"] == hashlib.sha256(large_body).hexdigest()
+    assert large.headers["Stepout-Body-Size"] == str(len(large_body))
     for msg in letters:
         assert "yyyy" not in msg.headers["Stepout-Detail"] and "xxxx" not in msg.headers["Stepout-Detail"]
 

@@ -11,6 +11,7 @@ import sys
 from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import nats
 import pytest
@@ -75,6 +76,18 @@ async def ask(platform: Platform, name: str, request: dict[str, object]) -> dict
     raise AssertionError(f"no answer to {name}")
 
 
+async def whole_history(platform: Platform, user: str) -> dict[str, Any]:
+    """Every page of the participant's history, each asked as `ask` does."""
+    events: list[Any] = []
+    request: dict[str, object] = {"user_id": user, "limit": 500}
+    while True:
+        reply = await ask(platform, "history", request)
+        events.extend(reply["events"])  # type: ignore[arg-type]
+        if reply.get("next_cursor") is None:
+            return {"events": events}
+        request = {"user_id": user, "limit": 500, "cursor": reply["next_cursor"]}
+
+
 async def settle_and_check(platform: Platform, system: System) -> None:
     """Wait until every attempt is reflected, then check exactly-once everywhere."""
     for user in USERS:
@@ -85,7 +98,7 @@ async def settle_and_check(platform: Platform, system: System) -> None:
             await asyncio.sleep(0.1)
         else:
             raise AssertionError(f"{user} never reached {ATTEMPTS_EACH}: {reply}")
-        history = await ask(platform, "history", {"user_id": user, "limit": 1000})
+        history = await whole_history(platform, user)
         attempts = [e["data"]["attempt_id"] for e in history["events"] if e["type"] == "stepout.attempt.logged.v1"]
         assert len(attempts) == len(set(attempts)) == ATTEMPTS_EACH
     for user in USERS:  # the planner answered the last attempt of each

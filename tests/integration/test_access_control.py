@@ -313,3 +313,13 @@ async def test_an_operator_mode_server_accepts_the_creds_setting(tmp_path: Path)
             await connect(settings_for(server.url, nats_creds=stranger), "test")
     finally:
         server.stop()
+
+
+async def test_the_platform_cannot_publish_an_input_with_a_partition_token_of_its_own(
+    platform: PlatformIdentity,
+) -> None:
+    # With STEPOUT_TRACKER_PARTITIONS > 1 the stream appends the partition; the platform may not.
+    for subject in (f"{PREFIX}.attempt.logged.u-steer.3", f"{PREFIX}.participant.reviewed.u-steer.0"):
+        with pytest.raises(nats.errors.TimeoutError):
+            await platform.nc.jetstream().publish(subject, b"{}", timeout=DENIED_S)
+        await platform.identity.violation(subject)

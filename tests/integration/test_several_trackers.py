@@ -87,7 +87,7 @@ async def test_three_trackers_share_the_load_and_survive_losing_one(
                     break
                 await asyncio.sleep(0.1)
             assert reply.get("position") == ATTEMPTS_EACH, (user, reply)
-            history = await platform.query("history", {"user_id": user, "limit": 1000})
+            history = await platform.history(user)
             recorded = [e["data"]["attempt_id"] for e in history["events"] if e["type"] == "stepout.attempt.logged.v1"]
             assert recorded == sent[user]  # exactly once each, in the order sent
 

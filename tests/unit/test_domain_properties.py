@@ -11,10 +11,21 @@ from hypothesis import strategies as st
 
 from stepout_contract.outputs import ProgressView
 from stepout_domain.attempts import Attempt, Outcome
-from stepout_domain.overload import RULE_IDS, SEVERITY_RANK, RuleHit, Severity, evaluate
-from stepout_domain.progress import progress_view
+from stepout_domain.overload import RULE_IDS, SEVERITY_RANK, RuleHit, Severity
 from stepout_domain.ruleset import DEFAULT_RULESET
-from stepout_domain.warnings import Clearing, Warning, after_attempt, after_review
+from stepout_domain.tracking import (
+    TrackerState,
+    decide_attempt,
+    decide_review,
+    hits_of,
+    initial_state,
+    progress_view,
+    with_attempt,
+    with_clearing,
+    with_review,
+    with_warning,
+)
+from stepout_domain.warnings import Clearing, Warning
 
 RULES = DEFAULT_RULESET
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -55,51 +66,51 @@ def timelines(draw: st.DrawFn) -> list[Attempt | datetime]:
 
 @dataclass
 class Fold:
-    """What a tracker would record, folding a timeline step by step."""
+    """What a tracker records, folding a timeline step by step with the domain's own decider."""
 
-    history: list[Attempt] = field(default_factory=list)
-    active: Warning | None = None
+    state: TrackerState = field(default_factory=lambda: initial_state(USER, "Europe/Berlin"))
     raised: list[Warning] = field(default_factory=list)
     steps: list[tuple[list[RuleHit], Clearing | None, Warning | None]] = field(default_factory=list)
     views: list[dict[str, object]] = field(default_factory=list)
-    reviewed_at: datetime | None = None
+
+    @property
+    def active(self) -> Warning | None:
+        return self.state.active_warning
 
 
 def fold(timeline: list[Attempt | datetime]) -> Fold:
-    state = Fold()
+    f = Fold()
     for step in timeline:
         if isinstance(step, datetime):
-            state.reviewed_at = step
-            hits = evaluate(state.history, RULES, since=step)
-            cleared = after_review(USER, state.active, hits, step, RULES)
-            check_clearing(state, cleared, step)
-            state.steps.append((hits, cleared, None))
+            cleared = decide_review(f.state, step, RULES)
+            f.state = with_review(f.state, step)
+            check_clearing(f, cleared, step)
+            f.steps.append((hits_of(f.state, RULES), cleared, None))
             continue
-        state.history.append(step)
-        hits = evaluate(state.history, RULES, since=state.reviewed_at)
-        past = [w.raised_at for w in state.raised]
-        cleared, warning = after_attempt(USER, state.active, hits, past, step.occurred_at, step.attempt_id, RULES)
-        check_clearing(state, cleared, step.occurred_at)
-        if warning is not None:
-            assert state.active is None, "a warning is raised only when none is active"
-            state.active = warning
-            state.raised.append(warning)
+        decision = decide_attempt(f.state, step, step.occurred_at, RULES)
+        f.state = with_attempt(f.state, step, step.occurred_at)
+        hits = hits_of(f.state, RULES)
+        check_clearing(f, decision.cleared, f.state.attempts[-1].occurred_at)
+        if decision.raised is not None:
+            assert f.active is None, "a warning is raised only when none is active"
+            f.state = with_warning(f.state, decision.raised)
+            f.raised.append(decision.raised)
         if hits:
-            assert state.active is not None
-            assert {h.rule for h in hits} <= state.active.rule_ids, "the active warning lists every rule that holds"
-        state.steps.append((hits, cleared, warning))
-        state.views.append(progress_view(USER, state.history, "Europe/Berlin", state.active, RULES))
-    return state
+            assert f.active is not None
+            assert {h.rule for h in hits} <= f.active.rule_ids, "the active warning lists every rule that holds"
+        f.steps.append((hits, decision.cleared, decision.raised))
+        f.views.append(progress_view(f.state, RULES, arrived=step))
+    return f
 
 
-def check_clearing(state: Fold, cleared: Clearing | None, at: datetime) -> None:
+def check_clearing(f: Fold, cleared: Clearing | None, at: datetime) -> None:
     if cleared is None:
         return
-    assert state.active is not None and cleared.warning_id == state.active.warning_id
+    assert f.active is not None and cleared.warning_id == f.active.warning_id
     assert cleared.cleared_at == at
     if cleared.by == "rules":
-        assert state.active.severity is not Severity.CRISIS
-    state.active = None
+        assert f.active.severity is not Severity.CRISIS
+    f.state = with_clearing(f.state)
 
 
 @settings(max_examples=150, deadline=None)

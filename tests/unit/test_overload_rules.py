@@ -50,8 +50,8 @@ def by_peak(*peaks: int) -> list[Attempt]:
     return [attempt(i, T0 + i * DAY, peak=p, level=3 + i % 2) for i, p in enumerate(peaks)]
 
 
-def hit(history: list[Attempt], rule: str, since: datetime | None = None) -> RuleHit | None:
-    return next((h for h in evaluate(history, DEFAULT_RULESET, since) if h.rule == rule), None)
+def hit(history: list[Attempt], rule: str, crisis: tuple[tuple[str, ...], int] | None = None) -> RuleHit | None:
+    return next((h for h in evaluate(history, DEFAULT_RULESET, crisis) if h.rule == rule), None)
 
 
 def test_empty_history_holds_no_rule() -> None:
@@ -213,11 +213,13 @@ def test_a_reported_crisis_holds_crisis_reported() -> None:
     assert hit(history, "crisis_reported") == RuleHit("crisis_reported", 1, 1, Severity.CRISIS, ("a1",))
 
 
-def test_a_crisis_reported_earlier_keeps_holding_until_a_review() -> None:
+def test_a_crisis_reported_earlier_keeps_holding_while_no_review_covers_it() -> None:
     history = [attempt(0, T0, crisis=True), attempt(1, T0 + DAY, "accepted")]
     assert hit(history, "crisis_reported") is not None
-    assert hit(history, "crisis_reported", since=T0) is not None
-    assert hit(history, "crisis_reported", since=T0 + SECOND) is None
+    assert hit(history, "crisis_reported", crisis=(("a0",), 1)) == RuleHit(
+        "crisis_reported", 1, 1, Severity.CRISIS, ("a0",)
+    )
+    assert hit(history, "crisis_reported", crisis=((), 0)) is None
 
 
 def test_no_reported_crisis_is_no_crisis_reported() -> None:

@@ -393,11 +393,22 @@ def test_crisis_pauses_with_no_end_and_nothing_is_issued_until_a_review() -> Non
     assert plan.send(PauseByParticipant(None, plan.later(hours=1))) == []
     reviewed_at = plan.later(hours=1)
     events = plan.send(Review("coach-9", reviewed_at))
-    assert isinstance(events[0], Reviewed)
+    assert [type(e) for e in events] == [Reviewed]  # the tracker judges the review, the plan follows it
+    assert plan.state.status == "paused" and plan.state.crisis
+    events = plan.send(ObserveClearing("w-1", reviewed_at, "review"))
     assert any(isinstance(e, PlanResumed) for e in events)
     resume = only_assignment(events)
     assert (resume.reason, resume.level, resume.not_before) == ("resume", 4, reviewed_at)
     assert plan.state.status == "active" and not plan.state.crisis
+
+
+def test_a_crisis_pause_ignores_a_clearing_of_another_warning_and_one_by_rules() -> None:
+    plan = Plan(T0, level=5)
+    plan.send(ObserveWarning("w-1", Severity.CRISIS, plan.later(minutes=30), escalate=True))
+    assert plan.send(ObserveClearing("w-other", plan.later(hours=1), "review")) == []
+    events = plan.send(ObserveClearing("w-1", plan.later(hours=1), "superseded"))
+    assert not any(isinstance(e, PlanResumed) for e in events)
+    assert plan.state.status == "paused" and plan.state.crisis
 
 
 def test_a_review_of_an_active_plan_issues_nothing() -> None:

@@ -4,10 +4,10 @@ Each decision is re-run on the history recorded before it, with the rule set who
 version is stamped on it (whatever STEPOUT_RULESET says now), and compared with what
 was stored:
 
-- tracker: at each recorded attempt, `overload.evaluate` + `warnings.after_attempt`
-  and `progress.progress_view` must give the clearing, warning and progress stored
-  after it (before the next input); at each review, `warnings.after_review` likewise.
-  The history is folded from the stored events as the `Participant` aggregate does.
+- tracker: at each recorded attempt, `tracking.decide_attempt` and
+  `tracking.progress_view` must give the clearing, warning and progress stored after
+  it (before the next input); at each review, `tracking.decide_review` likewise. The
+  participant is folded from the stored events by the tracker's own aggregate.
 - planner: each stored `Decided` is `planning.decide(state, command, rules, catalog)`
   on the plan folded from the decisions stored before it.
 """
@@ -24,13 +24,13 @@ from typing import Any
 
 from stepout_contract.envelope import rfc3339
 from stepout_contract.settings import Settings
-from stepout_domain import overload, planning, progress, warnings
+from stepout_domain import planning, tracking
 from stepout_domain.attempts import Attempt
 from stepout_domain.catalog import Catalog, load_catalog
 from stepout_domain.plan_state import evolve, initial_state
 from stepout_domain.ruleset import DEFAULT_VERSION, RuleSet, RuleSetError, by_version
 from stepout_planner.records import command_from, event_from, event_record
-from stepout_tracker.participant import ATTEMPT, WARNING, clearing_record, warning_record
+from stepout_tracker.participant import ATTEMPT, clearing_record, happened_at, warning_record
 
 from .bars import stderr_console
 from .trail import TRACKER_INPUTS, Entry, UnreadableEvent, read_trail
@@ -93,27 +93,15 @@ def audit_decisions(settings: Settings, user_id: str) -> int:
 # Tracker ----------------------------------------------------------------------------------------
 
 
-@dataclass
-class _Participant:
-    """The history the tracker's aggregate keeps, folded from its stored events."""
-
-    user_id: str
-    timezone: str = "UTC"
-    attempts: list[Attempt] = field(default_factory=list)
-    active: warnings.Warning | None = None
-    raised_at: list[datetime] = field(default_factory=list)
-    last_review_at: datetime | None = None
-    last_version: str = DEFAULT_VERSION
-
-
 def rederive_tracker(user_id: str, stored: Sequence[Entry], result: Rederived) -> None:
-    state = _Participant(user_id)
+    participant: Any = None  # the tracker's own aggregate, folded from the stored events as the service folds them
+    last_version = DEFAULT_VERSION
     for cause, decided in _groups(stored):
         if cause is None:
             result.mismatch = _at(decided[0], f"{decided[0].name} stored with no input before it")
             return
         try:
-            expected = _tracker_decisions(state, cause, decided)
+            expected = _tracker_decisions(participant, cause, decided, last_version)
         except RuleSetError as exc:
             result.mismatch = _at(cause, f"cannot re-derive the decisions of this {cause.name}: {exc}")
             return
@@ -127,11 +115,13 @@ def rederive_tracker(user_id: str, stored: Sequence[Entry], result: Rederived) -
             at = decided[index] if index < len(decided) else cause
             result.mismatch = _at(at, f"after {cause.name} (version {cause.version}): {what}")
             return
+        participant = cause.event.mutate(participant)
         for entry in decided:
             result.counts[TRACKER_KINDS[entry.name]] += 1
             if entry.ruleset_version is not None:
                 result.versions.add(entry.ruleset_version)
-            _fold_decision(state, entry)  # equal to the re-derived one, so it parses
+                last_version = entry.ruleset_version
+            participant = entry.event.mutate(participant)  # equal to the re-derived one, so it parses
 
 
 def _groups(stored: Sequence[Entry]) -> list[tuple[Entry | None, list[Entry]]]:
@@ -147,58 +137,42 @@ def _groups(stored: Sequence[Entry]) -> list[tuple[Entry | None, list[Entry]]]:
     return groups
 
 
-def _tracker_decisions(state: _Participant, cause: Entry, decided: list[Entry]) -> list[tuple[str, Any]]:
-    """What the domain decides for `cause` on the history so far (and fold the input into it)."""
-    event = cause.event
-    if cause.name in ("Enrolled", "EnrolmentChanged"):
-        state.timezone = event.timezone
+def _tracker_decisions(
+    participant: Any, cause: Entry, decided: list[Entry], last_version: str
+) -> list[tuple[str, Any]]:
+    """What the domain decides for `cause` on the participant as stored before it."""
+    if cause.name in ("Enrolled", "EnrolmentChanged", "Withdrawn") or participant is None:
         return []
-    if cause.name == "Withdrawn":
-        return []
+    # The rule set that decided an input is stamped on the progress stored after it; a review that
+    # cleared nothing stamps none: judge it by the latest one seen.
     stamped = next((e.ruleset_version for e in decided if e.name == "ProgressUpdated"), None)
+    rules = by_version(stamped or last_version)
+    event = cause.event
+    state = participant.state
     if cause.name == "AttemptRecorded":
-        # The rule set that decided an attempt is stamped on the progress stored after it.
-        rules = by_version(stamped or state.last_version)
         attempt = ATTEMPT.validate_python(event.attempt)
-        history = [*state.attempts, attempt]
-        hits = overload.evaluate(history, rules, since=state.last_review_at)
-        cleared, raised = warnings.after_attempt(
-            state.user_id, state.active, hits, state.raised_at, attempt.occurred_at, attempt.attempt_id, rules
-        )
-        state.attempts = history
-        return _warning_decisions(state, cleared, raised, rules)
-    # Reviewed. A review that cleared nothing stamps no version: judge it by the latest one seen.
-    rules = by_version(stamped or state.last_version)
-    state.last_review_at = event.reviewed_at
-    hits = overload.evaluate(state.attempts, rules, since=event.reviewed_at) if state.attempts else []
-    cleared = warnings.after_review(state.user_id, state.active, hits, event.reviewed_at, rules)
-    return _warning_decisions(state, cleared, None, rules) if cleared is not None else []
+        decision = tracking.decide_attempt(state, attempt, happened_at(event.envelope), rules)
+        after = tracking.with_attempt(state, attempt, happened_at(event.envelope))
+        return _warning_decisions(after, decision, rules, arrived=attempt)
+    cleared = tracking.decide_review(state, event.reviewed_at, rules)
+    if cleared is None:
+        return []
+    after = tracking.with_review(state, event.reviewed_at)
+    return _warning_decisions(after, tracking.WarningDecision(cleared=cleared), rules, arrived=None)
 
 
 def _warning_decisions(
-    state: _Participant, cleared: warnings.Clearing | None, raised: warnings.Warning | None, rules: RuleSet
+    state: tracking.TrackerState, decision: tracking.WarningDecision, rules: RuleSet, arrived: Attempt | None
 ) -> list[tuple[str, Any]]:
     expected: list[tuple[str, Any]] = []
-    active = state.active
-    if cleared is not None:
-        expected.append(("WarningCleared", clearing_record(cleared)))
-        active = None
-    if raised is not None:
-        expected.append(("WarningRaised", warning_record(raised)))
-        active = raised
-    view = progress.progress_view(state.user_id, state.attempts, state.timezone, active, rules)
-    expected.append(("ProgressUpdated", view))
+    if decision.cleared is not None:
+        expected.append(("WarningCleared", clearing_record(decision.cleared)))
+        state = tracking.with_clearing(state)
+    if decision.raised is not None:
+        expected.append(("WarningRaised", warning_record(decision.raised)))
+        state = tracking.with_warning(state, decision.raised)
+    expected.append(("ProgressUpdated", tracking.progress_view(state, rules, arrived=arrived)))
     return expected
-
-
-def _fold_decision(state: _Participant, entry: Entry) -> None:
-    if entry.name == "WarningRaised":
-        state.active = WARNING.validate_python(entry.event.warning)
-        state.raised_at.append(state.active.raised_at)
-    elif entry.name == "WarningCleared":
-        state.active = None
-    if entry.ruleset_version is not None:
-        state.last_version = entry.ruleset_version
 
 
 def _payload(entry: Entry) -> Any:

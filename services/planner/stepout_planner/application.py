@@ -10,7 +10,7 @@ from typing import Any
 from eventsourcing.persistence import Notification
 
 from stepout_contract import inputs, outputs
-from stepout_contract.envelope import SOURCE_PLANNER, SOURCE_TRACKER, make_event, output_id, rfc3339
+from stepout_contract.envelope import SOURCE_PLANNER, make_event, output_id, rfc3339
 from stepout_contract.subjects import Subjects
 from stepout_domain import planning
 from stepout_domain.attempts import Outcome
@@ -107,23 +107,27 @@ class PlannerApplication(BatchApplication):
 
     def decide(self, item: Inbound, touched: Touched) -> Verdict:
         plan: Plan | None = self.load(plan_id(item.user_id), touched)
+        from_platform = item.origin == "platform"
+        if plan is not None and from_platform and plan.handled(item.event.id):
+            return None  # this very input had its effect already (a redelivery, or sent again)
         command = command_for(item)
         if plan is None:
             if isinstance(command, planning.Enrol):
                 plan = Plan(user_id=item.user_id)
-            elif item.event.source == SOURCE_TRACKER:
+            elif not from_platform:
                 # The tracker has seen the enrolment; the planner's copy is still on its way.
-                return Retry(f"plan of {item.user_id} not enrolled yet")
+                return Retry("plan not enrolled yet")
             else:
-                return DeadLetter("not_enrolled", f"participant {item.user_id} is not enrolled")
-        if plan.state.status == "withdrawn" and item.event.source != SOURCE_TRACKER:
-            if not isinstance(command, planning.Withdraw):
-                return DeadLetter("withdrawn", f"participant {item.user_id} has withdrawn")
+                return DeadLetter("not_enrolled", "participant is not enrolled")
+        if plan.state.status == "withdrawn" and from_platform and not isinstance(command, planning.Withdraw):
+            return DeadLetter("withdrawn", "participant has withdrawn")
         if command is None:
             return None
         events = planning.decide(plan.state, command, self.rules, self.catalog)
         touched[plan.id] = plan
-        if events:
+        if events or from_platform:
+            # A platform input is recorded even when it changes nothing: it is then known as seen,
+            # and it shows in the participant's history and audit export.
             plan.decided(
                 command=command_record(command),
                 events=[event_record(e) for e in events],

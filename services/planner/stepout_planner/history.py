@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from stepout_contract.envelope import SOURCE_TRACKER, rfc3339
+from stepout_contract.envelope import rfc3339
+from stepout_runtime.history_pages import Key, PageEntry, read_entries
 
-from .plan import plan_id
+from .plan import from_platform, plan_id
 
 
 def planner_input(decided: Any, user_id: str) -> dict[str, Any] | None:
     """The platform input a decision records, rebuilt from its cause and command; None when the
     decision came from the tracker's outputs (those are the tracker's own history)."""
     cause = decided.cause
-    if cause.get("source") == SOURCE_TRACKER:
+    if not from_platform(cause):
         return None
     data = {k: v for k, v in decided.command["body"].items() if k != "at"}
     data["user_id"] = user_id
@@ -29,20 +30,24 @@ def planner_input(decided: Any, user_id: str) -> dict[str, Any] | None:
     }
 
 
-def planner_history(app: Any, user_id: str) -> list[dict[str, Any]] | None:
-    """`{"recorded_at", "event"}` for each input and published decision, in store order;
-    None for an unknown participant."""
-    stored = app.recorder.select_events(plan_id(user_id))
-    if not stored:
-        return None
-    found: list[dict[str, Any]] = []
-    for record in stored:
-        decided = app.mapper.to_domain_event(record)
-        if not hasattr(decided, "cause"):
-            continue
-        recorded_at = rfc3339(decided.timestamp)
-        given = planner_input(decided, user_id)
-        if given is not None:
-            found.append({"recorded_at": recorded_at, "event": given})
-        found.extend({"recorded_at": recorded_at, "event": output.event} for output in app.effects_of(decided))
+def planner_entries(app: Any, record: Any, user_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """(recorded_at, CloudEvent) for what one stored decision adds to the participant's history: the
+    platform input it decided (every participant input is recorded here, even one that changed
+    nothing; the tracker's part adds the attempts) and the published decisions."""
+    decided = app.mapper.to_domain_event(record)
+    if not hasattr(decided, "cause"):
+        return []
+    recorded_at = rfc3339(decided.timestamp)
+    found: list[tuple[str, dict[str, Any]]] = []
+    given = planner_input(decided, user_id)
+    if given is not None:
+        found.append((recorded_at, given))
+    found.extend((recorded_at, output.event) for output in app.effects_of(decided))
     return found
+
+
+def planner_page(app: Any, user_id: str, after: Key, limit: int) -> tuple[list[PageEntry], bool] | None:
+    """Up to `limit` of the planner's history entries after `after`; None for an unknown participant."""
+    return read_entries(
+        app.recorder, plan_id(user_id), lambda record: planner_entries(app, record, user_id), after, limit
+    )

@@ -15,6 +15,7 @@ from stepout_contract.settings import Settings
 from stepout_contract.subjects import Subjects, is_user_id
 from stepout_domain.catalog import load_catalog
 from stepout_domain.ruleset import load_ruleset
+from stepout_runtime.history_pages import PAGE_MAX
 from stepout_runtime.leases import leases_for
 from stepout_runtime.metrics import PlannerMetrics
 from stepout_runtime.outbox import OutboxRelay, relay_for
@@ -23,7 +24,7 @@ from stepout_runtime.store import eventsourcing_env, location, setup_lock
 from stepout_runtime.views import ViewStore
 
 from .application import PlannerApplication
-from .history import planner_history
+from .history import planner_page
 
 PARTICIPANT_TYPES = {k: v for k, v in INPUT_TYPES.items() if v[0] == "participant"}
 OUTCOME_TYPES = {k: v for k, v in OUTPUT_TYPES.items() if v[0] in ("progress", "overload")}
@@ -63,10 +64,20 @@ def build(settings: Settings) -> tuple[ServiceParts, PlannerApplication]:
         user_id = request.get("user_id")
         if not is_user_id(user_id):
             raise QueryError("invalid_request", "user_id must be 1 to 64 characters of A-Z a-z 0-9 _ -")
-        entries = await asyncio.get_running_loop().run_in_executor(reads, planner_history, app, str(user_id))
-        if entries is None:
+        after, limit = request.get("after", [0, -1]), request.get("limit", PAGE_MAX)
+        try:
+            position, index = int(after[0]), int(after[1])
+            if not 1 <= int(limit) <= PAGE_MAX:
+                raise ValueError(limit)
+        except (TypeError, ValueError, IndexError, KeyError):
+            raise QueryError("invalid_request", f"after must be [version, index], limit 1 to {PAGE_MAX}") from None
+        found = await asyncio.get_running_loop().run_in_executor(
+            reads, planner_page, app, str(user_id), (position, index), int(limit)
+        )
+        if found is None:
             raise QueryError("not_found", f"no plan for participant {user_id}")
-        return {"entries": entries}
+        entries, more = found
+        return {"entries": [e.as_wire() for e in entries], "more": more}
 
     async def store_ready() -> None:
         await asyncio.get_running_loop().run_in_executor(reads, app.recorder.max_notification_id)

@@ -7,11 +7,22 @@ from typing import Any
 
 from eventsourcing.domain import Aggregate, event
 
+from stepout_contract.envelope import SOURCE_TRACKER
 from stepout_domain.planning import evolve, initial_state
 
 from .records import event_from
 
 PLAN_NAMESPACE = uuid.UUID("8e4c2a1b-6f3d-5e7a-9b8c-0d1e2f3a4b5c")
+# How many platform inputs' CloudEvent ids a plan remembers, so that none has its effect twice.
+INPUT_IDS_KEPT = 256
+
+
+def from_platform(cause: dict[str, Any]) -> bool:
+    """Whether a decision's cause is a platform input (not one of the tracker's outputs); known by
+    the stream that delivered it, for decisions stored before that was recorded by its source."""
+    if "origin" in cause:
+        return bool(cause["origin"] == "platform")
+    return cause.get("source") != SOURCE_TRACKER
 
 
 def plan_id(user_id: str) -> uuid.UUID:
@@ -31,6 +42,11 @@ class Plan(Aggregate):
     def __init__(self, user_id: str) -> None:
         self.user_id = user_id
         self.state = initial_state(user_id)
+        self.input_ids: tuple[str, ...] = ()
+
+    def handled(self, input_id: str) -> bool:
+        """True when the platform input with this CloudEvent id already had its effect."""
+        return input_id in self.input_ids
 
     @event("Decided")
     def decided(
@@ -40,3 +56,5 @@ class Plan(Aggregate):
         for record in events:
             state = evolve(state, event_from(record))
         self.state = state
+        if from_platform(cause) and cause["id"] not in self.input_ids:
+            self.input_ids = (*self.input_ids, cause["id"])[-INPUT_IDS_KEPT:]

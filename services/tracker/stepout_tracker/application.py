@@ -13,7 +13,7 @@ from eventsourcing.persistence import Notification
 from stepout_contract.envelope import SOURCE_TRACKER, make_event, output_id
 from stepout_contract.inputs import AttemptLogged, ParticipantEnrolled, ParticipantReviewed, ParticipantWithdrawn
 from stepout_contract.subjects import Subjects
-from stepout_domain import overload, progress, warnings
+from stepout_domain import tracking
 from stepout_domain.attempts import Attempt, Outcome
 from stepout_domain.catalog import Catalog
 from stepout_domain.ruleset import RuleSet
@@ -53,6 +53,11 @@ class TrackerApplication(BatchApplication):
             for name in ("WarningRaised", "WarningCleared", "ProgressUpdated", "Withdrawn")
         }
 
+    def cache_weight(self, aggregate: Any) -> int:
+        # tracemalloc of TrackerState: ~0.2 KiB a participant, ~0.44 KiB per attempt kept, ~0.1 KiB per input id.
+        state = aggregate.state
+        return 1024 + 512 * len(state.attempts) + 128 * len(state.input_ids)
+
     def begin_batch(self) -> None:
         self._counted = []
 
@@ -77,6 +82,8 @@ class TrackerApplication(BatchApplication):
         data = item.data
         envelope = item.attributes()
         raw = data.model_dump(mode="json", exclude={"note"})
+        if participant is not None and not isinstance(data, AttemptLogged) and participant.state.handled(item.event.id):
+            return None  # this very input had its effect already (a redelivery, or sent again)
         if isinstance(data, ParticipantEnrolled):
             if participant is None:
                 participant = Participant(user_id=item.user_id, timezone=data.timezone, envelope=envelope, data=raw)
@@ -87,13 +94,16 @@ class TrackerApplication(BatchApplication):
             touched[participant.id] = participant
             return None
         if participant is None:
-            return DeadLetter("not_enrolled", f"participant {item.user_id} is not enrolled")
+            return DeadLetter("not_enrolled", "participant is not enrolled")
+        if isinstance(data, AttemptLogged) and data.attempt_id in participant.state.attempt_ids:
+            counted.append(("duplicate", None))
+            return None
         if participant.withdrawn:
-            return DeadLetter("withdrawn", f"participant {item.user_id} has withdrawn")
+            return DeadLetter("withdrawn", "participant has withdrawn")
         if isinstance(data, AttemptLogged):
-            verdict = self._record_attempt(participant, data, envelope, counted)
+            verdict = self._record_attempt(participant, data, item.happened_at, envelope, counted)
         elif isinstance(data, ParticipantReviewed):
-            self._review(participant, data, item.happened_at, envelope, raw)
+            self._review(participant, item.happened_at, envelope, raw)
             verdict = None
         elif isinstance(data, ParticipantWithdrawn):
             participant.withdraw(erase=data.erase, stream_seq=item.stream_seq, envelope=envelope, data=raw)
@@ -104,11 +114,13 @@ class TrackerApplication(BatchApplication):
         return verdict
 
     def _record_attempt(
-        self, participant: Participant, data: AttemptLogged, envelope: dict[str, Any], counted: list[tuple[str, Any]]
+        self,
+        participant: Participant,
+        data: AttemptLogged,
+        reported_at: datetime,
+        envelope: dict[str, Any],
+        counted: list[tuple[str, Any]],
     ) -> Verdict:
-        if data.attempt_id in participant.attempt_ids:
-            counted.append(("duplicate", None))
-            return None
         challenge = self.catalog.get(data.challenge_id)
         level = challenge.level if challenge is not None else data.level
         if level is None:
@@ -127,62 +139,34 @@ class TrackerApplication(BatchApplication):
             prediction_came_true=data.prediction_came_true,
             crisis_reported=data.crisis_reported,
         )
-        history = [*participant.attempts, attempt]
-        hits = overload.evaluate(history, self.rules, since=participant.last_review_at)
-        cleared, raised = warnings.after_attempt(
-            participant.user_id,
-            participant.active_warning,
-            hits,
-            participant.warnings_raised_at,
-            attempt.occurred_at,
-            attempt.attempt_id,
-            self.rules,
-        )
+        decision = tracking.decide_attempt(participant.state, attempt, reported_at, self.rules)
         sealed = None
         if data.note:
             key = self.keys.key_for(participant.user_id)
             assert key is not None
             sealed = seal(key, data.note, participant.user_id)
         participant.record_attempt(attempt=attempt_record(attempt), sealed_note=sealed, envelope=envelope)
-        self._apply_warning_decision(participant, cleared, raised, counted)
+        self._apply_warning_decision(participant, decision, counted)
         counted.append(("attempt", attempt.outcome.value))
-        self._publish_progress(participant)
+        participant.update_progress(view=tracking.progress_view(participant.state, self.rules, arrived=attempt))
         return None
 
-    def _review(
-        self,
-        participant: Participant,
-        data: ParticipantReviewed,
-        at: datetime,
-        envelope: dict[str, Any],
-        raw: dict[str, Any],
-    ) -> None:
-        # The review's time is when it was recorded here: rules read time from events.
+    def _review(self, participant: Participant, at: datetime, envelope: dict[str, Any], raw: dict[str, Any]) -> None:
+        # The review's time is when it says it happened (capped at its arrival): rules read time from events.
+        cleared = tracking.decide_review(participant.state, at, self.rules)
         participant.review(reviewed_at=at, envelope=envelope, data=raw)
-        hits = overload.evaluate(participant.attempts, self.rules, since=at) if participant.attempts else []
-        cleared = warnings.after_review(participant.user_id, participant.active_warning, hits, at, self.rules)
-        self._apply_warning_decision(participant, cleared, None, [])
+        self._apply_warning_decision(participant, tracking.WarningDecision(cleared=cleared), [])
         if cleared is not None:
-            self._publish_progress(participant)
+            participant.update_progress(view=tracking.progress_view(participant.state, self.rules))
 
     def _apply_warning_decision(
-        self,
-        participant: Participant,
-        cleared: warnings.Clearing | None,
-        raised: warnings.Warning | None,
-        counted: list[tuple[str, Any]],
+        self, participant: Participant, decision: tracking.WarningDecision, counted: list[tuple[str, Any]]
     ) -> None:
-        if cleared is not None:
-            participant.clear_warning(clearing=clearing_record(cleared))
-        if raised is not None:
-            participant.raise_warning(warning=warning_record(raised))
-            counted.append(("warning", raised))
-
-    def _publish_progress(self, participant: Participant) -> None:
-        view = progress.progress_view(
-            participant.user_id, participant.attempts, participant.timezone, participant.active_warning, self.rules
-        )
-        participant.update_progress(view=view)
+        if decision.cleared is not None:
+            participant.clear_warning(clearing=clearing_record(decision.cleared))
+        if decision.raised is not None:
+            participant.raise_warning(warning=warning_record(decision.raised))
+            counted.append(("warning", decision.raised))
 
     # --- Read model --------------------------------------------------------------------------
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from stepout_contract.envelope import rfc3339
+from stepout_runtime.history_pages import Key, PageEntry, read_entries
 
 from .participant import participant_id
 
@@ -13,36 +13,22 @@ from .participant import participant_id
 _INPUTS = frozenset({"Enrolled", "EnrolmentChanged", "Reviewed", "Withdrawn", "AttemptRecorded"})
 
 
-def tracker_history(app: Any, user_id: str) -> list[dict[str, Any]] | None:
-    """`{"recorded_at", "event"}` for each input and published decision, in store order;
-    None when the participant is unknown."""
-    stored = app.recorder.select_events(participant_id(user_id))
-    if not stored:
-        return None
-    found: list[dict[str, Any]] = []
-    for record in stored:
-        domain_event = app.mapper.to_domain_event(record)
-        recorded_at = rfc3339(domain_event.timestamp)
-        if type(domain_event).__name__ in _INPUTS:
-            found.append({"recorded_at": recorded_at, "event": input_event(domain_event, user_id)})
-        else:
-            outputs = app.effects_of(domain_event)
-            found.extend({"recorded_at": recorded_at, "event": o.event} for o in outputs if hasattr(o, "event"))
-    return found
+def tracker_entries(app: Any, record: Any, user_id: str) -> list[tuple[str, dict[str, Any]]]:
+    """(recorded_at, CloudEvent) for the input and the published decisions one stored event records."""
+    domain_event = app.mapper.to_domain_event(record)
+    recorded_at = rfc3339(domain_event.timestamp)
+    name = type(domain_event).__name__
+    if name in _INPUTS:
+        # The planner keeps every participant input itself; the tracker's history part adds the attempts.
+        return [(recorded_at, input_event(domain_event, user_id))] if name == "AttemptRecorded" else []
+    return [(recorded_at, o.event) for o in app.effects_of(domain_event) if hasattr(o, "event")]
 
 
-def merged(*histories: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
-    """Both services' histories as one, in the order things were recorded, each event once
-    (an input both services stored keeps its first copy), the oldest `limit` of them."""
-    entries = [entry for history in histories for entry in history]
-    entries.sort(key=lambda entry: datetime.fromisoformat(entry["recorded_at"]))  # stable: store order kept
-    seen: set[str] = set()
-    events: list[dict[str, Any]] = []
-    for entry in entries:
-        if entry["event"]["id"] not in seen:
-            seen.add(entry["event"]["id"])
-            events.append(entry["event"])
-    return events[:limit]
+def tracker_page(app: Any, user_id: str, after: Key, limit: int) -> tuple[list[PageEntry], bool] | None:
+    """Up to `limit` of the tracker's history entries after `after`; None for an unknown participant."""
+    return read_entries(
+        app.recorder, participant_id(user_id), lambda record: tracker_entries(app, record, user_id), after, limit
+    )
 
 
 def input_event(domain_event: Any, user_id: str) -> dict[str, Any]:

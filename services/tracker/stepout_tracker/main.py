@@ -15,6 +15,15 @@ from stepout_contract.settings import Settings
 from stepout_contract.subjects import Subjects, is_user_id
 from stepout_domain.catalog import load_catalog
 from stepout_domain.ruleset import load_ruleset
+from stepout_runtime.history_pages import (
+    START,
+    Key,
+    PageEntry,
+    decode_cursor,
+    encode_cursor,
+    merge_page,
+    page_limit,
+)
 from stepout_runtime.keys import ParticipantKeys
 from stepout_runtime.leases import leases_for
 from stepout_runtime.metrics import TrackerMetrics
@@ -25,9 +34,9 @@ from stepout_runtime.topology import tracker_durables
 from stepout_runtime.views import ViewStore
 
 from .application import TrackerApplication
-from .history import merged, tracker_history
+from .history import tracker_page
 
-HISTORY_LIMIT_MAX = 1000
+HISTORY_PARTS = ("tracker", "planner")
 log = logging.getLogger(__name__)
 
 
@@ -67,32 +76,39 @@ def build(settings: Settings) -> tuple[ServiceParts, TrackerApplication]:
             raise QueryError("not_found", f"no progress for participant {user_id}")
         return view
 
-    async def planner_part(user_id: str) -> tuple[list[dict[str, Any]], bool]:
-        """The planner's own history of the participant, asked over NATS (the services never
-        import each other); without an answer the reply says it is partial."""
+    async def planner_part(user_id: str, after: Key, limit: int) -> tuple[list[PageEntry], bool] | None:
+        """The planner's own history of the participant after `after`, asked over NATS (the
+        services never import each other); None when the planner did not answer."""
         assert parts.nc is not None
         subject = Subjects(settings.subject_prefix).query("history-planner")
+        request = {"user_id": user_id, "after": list(after), "limit": limit}
         try:
-            reply = await parts.nc.request(subject, json.dumps({"user_id": user_id}).encode(), timeout=2.0)
+            reply = await parts.nc.request(subject, json.dumps(request).encode(), timeout=2.0)
             answer = json.loads(reply.data)
+            if "error" in answer:
+                return ([], False) if answer["error"].get("code") == "not_found" else None
+            return [PageEntry.from_wire(e) for e in answer["entries"]], bool(answer["more"])
         except Exception as exc:  # noqa: BLE001 - any failure only makes the reply partial
             log.warning("planner history unavailable", extra={"error": repr(exc)})
-            return [], True
-        if "error" in answer:
-            return [], answer["error"].get("code") != "not_found"
-        return list(answer.get("entries", [])), False
+            return None
 
     async def query_history(request: dict[str, Any]) -> dict[str, Any]:
         user_id = user_of(request)
-        limit = request.get("limit", 100)
-        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= HISTORY_LIMIT_MAX:
-            raise QueryError("invalid_request", f"limit must be an integer from 1 to {HISTORY_LIMIT_MAX}")
-        mine = await in_reads(tracker_history, app, user_id)
+        try:
+            limit = page_limit(request)
+            cursor = decode_cursor(request["cursor"], HISTORY_PARTS) if "cursor" in request else None
+        except ValueError as exc:
+            raise QueryError("invalid_request", str(exc)) from None
+        after = cursor or dict.fromkeys(HISTORY_PARTS, START)
+        mine = await in_reads(tracker_page, app, user_id, after["tracker"], limit)
         if mine is None:
             raise QueryError("not_found", f"no participant {user_id}")
-        theirs, partial = await planner_part(user_id)
-        reply: dict[str, Any] = {"events": merged(mine, theirs, limit=limit)}
-        if partial:
+        theirs = await planner_part(user_id, after["planner"], limit)
+        page = merge_page({"tracker": mine, "planner": theirs or ([], False)}, after, limit)
+        reply: dict[str, Any] = {"events": page.events, "next_cursor": None}
+        if page.cursor is not None:
+            reply["next_cursor"] = encode_cursor(page.cursor)
+        if theirs is None:
             reply["partial"] = True  # the planner did not answer: its assignments are missing
         return reply
 
@@ -107,12 +123,8 @@ def build(settings: Settings) -> tuple[ServiceParts, TrackerApplication]:
         async def erase(action: Erase) -> None:
             await asyncio.get_running_loop().run_in_executor(store, app.erase, action.user_id)
             # The inputs still held for this participant (notes included) go too.
-            tail = "" if settings.tracker_partitions == 1 else ".*"  # the partition token, when there is one
-            await js.purge_stream(
-                app.subjects.in_stream,
-                seq=action.before_seq,
-                subject=f"{app.subjects.prefix}.*.*.{action.user_id}{tail}",
-            )
+            head = app.subjects.prefix if settings.tracker_partitions == 1 else f"{app.subjects.prefix}.*"  # P.<k>
+            await js.purge_stream(app.subjects.in_stream, seq=action.before_seq, subject=f"{head}.*.*.{action.user_id}")
             log.info("participant erased", extra={"user_id": action.user_id})
 
         return relay_for(app, js, executor=outbox, metrics=metrics, erase=erase)

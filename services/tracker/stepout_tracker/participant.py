@@ -9,6 +9,7 @@ from typing import Any
 from eventsourcing.domain import Aggregate, event
 from pydantic import TypeAdapter
 
+from stepout_domain import tracking
 from stepout_domain.attempts import Attempt
 from stepout_domain.warnings import Clearing, Warning
 
@@ -23,9 +24,18 @@ def participant_id(user_id: str) -> uuid.UUID:
     return uuid.uuid5(PARTICIPANT_NAMESPACE, user_id)
 
 
+def happened_at(envelope: dict[str, Any]) -> datetime:
+    """When a stored input says it happened: its CloudEvent `time`, capped at its arrival
+    (as `Inbound.happened_at` decided it when it came in)."""
+    received = datetime.fromisoformat(envelope["received_at"])
+    time = envelope.get("time")
+    return min(datetime.fromisoformat(time), received) if time else received
+
+
 class Participant(Aggregate):
-    """What the tracker knows of one participant. Inputs keep their CloudEvent attributes
-    (`envelope`) so the history can show them as they arrived; notes are kept apart."""
+    """What the tracker knows of one participant, as a `tracking.TrackerState` that every stored
+    event changes through the domain's own `with_*` functions. Inputs keep their CloudEvent
+    attributes (`envelope`) so the history can show them as they arrived; notes are kept apart."""
 
     @staticmethod
     def create_id(user_id: str, **_: Any) -> uuid.UUID:
@@ -34,34 +44,32 @@ class Participant(Aggregate):
     @event("Enrolled")
     def __init__(self, user_id: str, timezone: str, envelope: dict[str, Any], data: dict[str, Any]) -> None:
         self.user_id = user_id
-        self.timezone = timezone
-        self.withdrawn = False
-        self.erased = False
-        self.attempts: list[Attempt] = []
-        self.attempt_ids: set[str] = set()
-        self.active_warning: Warning | None = None
-        self.warnings_raised_at: list[datetime] = []
-        self.last_review_at: datetime | None = None
+        self.state = tracking.with_input(tracking.initial_state(user_id, timezone), envelope.get("id"))
+
+    @property
+    def withdrawn(self) -> bool:
+        return self.state.withdrawn
+
+    @property
+    def timezone(self) -> str:
+        return self.state.timezone
 
     @event("EnrolmentChanged")
     def change_enrolment(self, timezone: str, envelope: dict[str, Any], data: dict[str, Any]) -> None:
-        self.timezone = timezone
+        self.state = tracking.with_input(tracking.with_timezone(self.state, timezone), envelope.get("id"))
 
     @event("AttemptRecorded")
     def record_attempt(self, attempt: dict[str, Any], sealed_note: str | None, envelope: dict[str, Any]) -> None:
-        recorded = ATTEMPT.validate_python(attempt)
-        self.attempts.append(recorded)
-        self.attempt_ids.add(recorded.attempt_id)
+        # Attempts are told apart by their `attempt_id` (kept for every attempt), not by the id window.
+        self.state = tracking.with_attempt(self.state, ATTEMPT.validate_python(attempt), happened_at(envelope))
 
     @event("WarningRaised")
     def raise_warning(self, warning: dict[str, Any]) -> None:
-        raised = WARNING.validate_python(warning)
-        self.active_warning = raised
-        self.warnings_raised_at.append(raised.raised_at)
+        self.state = tracking.with_warning(self.state, WARNING.validate_python(warning))
 
     @event("WarningCleared")
     def clear_warning(self, clearing: dict[str, Any]) -> None:
-        self.active_warning = None
+        self.state = tracking.with_clearing(self.state)
 
     @event("ProgressUpdated")
     def update_progress(self, view: dict[str, Any]) -> None:
@@ -69,12 +77,11 @@ class Participant(Aggregate):
 
     @event("Reviewed")
     def review(self, reviewed_at: datetime, envelope: dict[str, Any], data: dict[str, Any]) -> None:
-        self.last_review_at = reviewed_at
+        self.state = tracking.with_input(tracking.with_review(self.state, reviewed_at), envelope.get("id"))
 
     @event("Withdrawn")
     def withdraw(self, erase: bool, stream_seq: int, envelope: dict[str, Any], data: dict[str, Any]) -> None:
-        self.withdrawn = True
-        self.erased = erase
+        self.state = tracking.with_input(tracking.with_withdrawal(self.state, erase), envelope.get("id"))
 
 
 def attempt_record(attempt: Attempt) -> dict[str, Any]:

@@ -1,0 +1,180 @@
+"""The tracker's decisions on one participant (DOMAIN.md "Overload warnings", "Clearing", "Progress"),
+pure: what the service decides and what `stepout audit decisions` re-derives are these functions.
+
+`TrackerState` is what the decisions read; the `with_*` functions are the only way it changes
+(the tracker's aggregate calls them from its stored events, so folding a stored history
+rebuilds it exactly). Time comes from the inputs, never from a clock:
+
+- Attempts are judged in `occurred_at` order. A late-synced attempt is placed where it
+  belongs in the history, and every rule is judged at the newest attempt, so no window
+  ever sees a negative interval (docs/LATE-DATA.md).
+- Every reported crisis raises a crisis warning, whenever it occurred. A crisis report is
+  covered by a review only when the review was recorded after it *and* says it happened at
+  or after the report arrived (`reported_at`: the input's own time, capped at its arrival);
+  a review repeated later, or one that predates the report, covers nothing new.
+- The same input never has its effect twice: attempts by `attempt_id`, every other input
+  by its CloudEvent `id` among the participant's last `INPUT_IDS_KEPT` inputs (and beyond
+  that by the time rule above: an old review cannot clear a newer warning).
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from stepout_domain import overload, progress, warnings
+from stepout_domain.attempts import Attempt
+from stepout_domain.ruleset import RuleSet
+
+# How many inputs' CloudEvent ids a participant's state remembers (attempts have their own key).
+INPUT_IDS_KEPT = 256
+# How many uncovered crisis reports are kept as evidence (the count goes on beyond it).
+CRISIS_EVIDENCE_KEPT = 20
+
+
+@dataclass(frozen=True, slots=True)
+class CrisisReport:
+    attempt_id: str
+    reported_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TrackerState:
+    """What the tracker knows of one participant, as its decisions need it."""
+
+    user_id: str
+    timezone: str = "UTC"
+    withdrawn: bool = False
+    erased: bool = False
+    attempts: tuple[Attempt, ...] = ()  # by `occurred_at`, arrival order among equal times
+    attempt_ids: frozenset[str] = frozenset()
+    active_warning: warnings.Warning | None = None
+    active_since: datetime | None = None  # when the input that raised the active warning arrived
+    warnings_raised_at: tuple[datetime, ...] = ()
+    crisis_reports: tuple[CrisisReport, ...] = ()  # not yet covered by a review
+    crisis_count: int = 0  # uncovered crisis reports, those beyond the evidence kept included
+    last_review_at: datetime | None = None
+    last_reported_at: datetime | None = None  # of the latest attempt recorded
+    input_ids: tuple[str, ...] = ()
+
+    def handled(self, input_id: str) -> bool:
+        """True when the input with this CloudEvent id already had its effect."""
+        return input_id in self.input_ids
+
+    @property
+    def crisis_evidence(self) -> tuple[str, ...]:
+        return tuple(report.attempt_id for report in self.crisis_reports)
+
+
+def initial_state(user_id: str, timezone: str) -> TrackerState:
+    return TrackerState(user_id=user_id, timezone=timezone)
+
+
+# --- Evolving ------------------------------------------------------------------------------
+
+
+def with_input(state: TrackerState, input_id: str | None) -> TrackerState:
+    if input_id is None or input_id in state.input_ids:
+        return state
+    return replace(state, input_ids=(*state.input_ids, input_id)[-INPUT_IDS_KEPT:])
+
+
+def with_timezone(state: TrackerState, timezone: str) -> TrackerState:
+    return replace(state, timezone=timezone)
+
+
+def with_attempt(state: TrackerState, attempt: Attempt, reported_at: datetime) -> TrackerState:
+    """The attempt placed in the history by `occurred_at`; a crisis it reports is kept uncovered."""
+    attempts = list(state.attempts)
+    at = bisect.bisect_right([a.occurred_at for a in attempts], attempt.occurred_at)
+    attempts.insert(at, attempt)
+    crisis_reports, crisis_count = state.crisis_reports, state.crisis_count
+    if attempt.crisis_reported:
+        crisis_reports = (*crisis_reports, CrisisReport(attempt.attempt_id, reported_at))[-CRISIS_EVIDENCE_KEPT:]
+        crisis_count += 1
+    return replace(
+        state,
+        attempts=tuple(attempts),
+        attempt_ids=state.attempt_ids | {attempt.attempt_id},
+        crisis_reports=crisis_reports,
+        crisis_count=crisis_count,
+        last_reported_at=reported_at,
+    )
+
+
+def with_warning(state: TrackerState, warning: warnings.Warning) -> TrackerState:
+    """A warning raised by the latest attempt recorded."""
+    return replace(
+        state,
+        active_warning=warning,
+        active_since=state.last_reported_at,
+        warnings_raised_at=(*state.warnings_raised_at, warning.raised_at),
+    )
+
+
+def with_clearing(state: TrackerState) -> TrackerState:
+    return replace(state, active_warning=None, active_since=None)
+
+
+def with_review(state: TrackerState, reviewed_at: datetime) -> TrackerState:
+    """A coach's review covers the crisis reports that arrived at or before the time it happened."""
+    kept = tuple(report for report in state.crisis_reports if report.reported_at > reviewed_at)
+    covered = len(state.crisis_reports) - len(kept)
+    count = len(kept) if covered else state.crisis_count
+    return replace(state, crisis_reports=kept, crisis_count=count, last_review_at=reviewed_at)
+
+
+def with_withdrawal(state: TrackerState, erase: bool) -> TrackerState:
+    return replace(state, withdrawn=True, erased=erase)
+
+
+# --- Deciding ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WarningDecision:
+    cleared: warnings.Clearing | None = None
+    raised: warnings.Warning | None = None
+
+
+def hits_of(state: TrackerState, rules: RuleSet) -> list[overload.RuleHit]:
+    """Every rule that holds on the participant's history now."""
+    return overload.evaluate(state.attempts, rules, crisis=(state.crisis_evidence, state.crisis_count))
+
+
+def decide_attempt(state: TrackerState, attempt: Attempt, reported_at: datetime, rules: RuleSet) -> WarningDecision:
+    """What recording `attempt` does to the warnings of the participant in `state` (before it).
+
+    The rules are judged on the history with the attempt in its place, at the newest attempt.
+    """
+    after = with_attempt(state, attempt, reported_at)
+    cleared, raised = warnings.after_attempt(
+        state.user_id,
+        state.active_warning,
+        hits_of(after, rules),
+        state.warnings_raised_at,
+        after.attempts[-1].occurred_at,
+        attempt.attempt_id,
+        rules,
+    )
+    return WarningDecision(cleared, raised)
+
+
+def decide_review(state: TrackerState, reviewed_at: datetime, rules: RuleSet) -> warnings.Clearing | None:
+    """What a coach's review at `reviewed_at` does to the active warning of the participant in
+    `state` (before it). A review that happened before the warning's input arrived changes nothing."""
+    active = state.active_warning
+    if active is None or (state.active_since is not None and reviewed_at < state.active_since):
+        return None
+    after = with_review(state, reviewed_at)
+    hits = hits_of(after, rules) if after.attempts else []
+    return warnings.after_review(state.user_id, active, hits, reviewed_at, rules)
+
+
+def progress_view(state: TrackerState, rules: RuleSet, arrived: Attempt | None = None) -> dict[str, object]:
+    """The progress view after the latest change; `last_attempt` is the attempt just recorded
+    (the one the planner closes an assignment with), the newest one when none is given."""
+    return progress.progress_view(
+        state.user_id, state.attempts, state.timezone, state.active_warning, rules, arrived=arrived
+    )
