@@ -12,9 +12,10 @@ rebuilds it exactly). Time comes from the inputs, never from a clock:
   covered by a review only when the review was recorded after it *and* says it happened at
   or after the report arrived (`reported_at`: the input's own time, capped at its arrival);
   a review repeated later, or one that predates the report, covers nothing new.
-- The same input never has its effect twice: attempts by `attempt_id`, every other input
-  by its CloudEvent `id` among the participant's last `INPUT_IDS_KEPT` inputs (and beyond
-  that by the time rule above: an old review cannot clear a newer warning).
+- The same input never has its effect twice: attempts by `attempt_id`, for ever; every other
+  input by its CloudEvent `id` among the participant's last `INPUT_IDS_KEPT` inputs, and for
+  ever by its time: a review or an enrolment no later than the last one of its kind recorded is
+  that one again (or older) and changes nothing.
 """
 
 from __future__ import annotations
@@ -56,19 +57,29 @@ class TrackerState:
     crisis_count: int = 0  # uncovered crisis reports, those beyond the evidence kept included
     last_review_at: datetime | None = None
     last_reported_at: datetime | None = None  # of the latest attempt recorded
+    enrolment_at: datetime | None = None  # when the enrolment in force says it happened
     input_ids: tuple[str, ...] = ()
 
     def handled(self, input_id: str) -> bool:
         """True when the input with this CloudEvent id already had its effect."""
         return input_id in self.input_ids
 
+    def review_is_stale(self, reviewed_at: datetime) -> bool:
+        """A review no later than the last one recorded covers nothing that one did not: it is the
+        same review again (however late it is sent) or an older one, and has no effect."""
+        return self.last_review_at is not None and reviewed_at <= self.last_review_at
+
+    def enrolment_is_stale(self, at: datetime) -> bool:
+        """An enrolment no later than the one in force is that one again, or an older one: no effect."""
+        return self.enrolment_at is not None and at <= self.enrolment_at
+
     @property
     def crisis_evidence(self) -> tuple[str, ...]:
         return tuple(report.attempt_id for report in self.crisis_reports)
 
 
-def initial_state(user_id: str, timezone: str) -> TrackerState:
-    return TrackerState(user_id=user_id, timezone=timezone)
+def initial_state(user_id: str, timezone: str, enrolled_at: datetime | None = None) -> TrackerState:
+    return TrackerState(user_id=user_id, timezone=timezone, enrolment_at=enrolled_at)
 
 
 # --- Evolving ------------------------------------------------------------------------------
@@ -80,8 +91,9 @@ def with_input(state: TrackerState, input_id: str | None) -> TrackerState:
     return replace(state, input_ids=(*state.input_ids, input_id)[-INPUT_IDS_KEPT:])
 
 
-def with_timezone(state: TrackerState, timezone: str) -> TrackerState:
-    return replace(state, timezone=timezone)
+def with_enrolment(state: TrackerState, timezone: str, at: datetime) -> TrackerState:
+    """A later enrolment: its settings are now in force."""
+    return replace(state, timezone=timezone, enrolment_at=at)
 
 
 def with_attempt(state: TrackerState, attempt: Attempt, reported_at: datetime) -> TrackerState:

@@ -77,6 +77,13 @@ class Inbound:
         return min(self.event.time, self.received_at)
 
 
+def happened_at(attributes: dict[str, Any]) -> datetime:
+    """`Inbound.happened_at` of an input as its stored attributes (`Inbound.attributes`) record it."""
+    received = datetime.fromisoformat(attributes["received_at"])
+    time = attributes.get("time")
+    return min(datetime.fromisoformat(time), received) if time else received
+
+
 def _validation_detail(exc: ValidationError) -> str:
     # Only field paths and messages: never the input value, which may be a note.
     parts = []

@@ -27,10 +27,12 @@ from stepout_contract.settings import Settings
 from stepout_domain import planning, tracking
 from stepout_domain.attempts import Attempt
 from stepout_domain.catalog import Catalog, load_catalog
-from stepout_domain.plan_state import evolve, initial_state
+from stepout_domain.plan_state import initial_state
 from stepout_domain.ruleset import DEFAULT_VERSION, RuleSet, RuleSetError, by_version
+from stepout_planner.plan import from_platform
 from stepout_planner.records import command_from, event_from, event_record
-from stepout_tracker.participant import ATTEMPT, clearing_record, happened_at, warning_record
+from stepout_runtime.inbound import happened_at
+from stepout_tracker.participant import ATTEMPT, clearing_record, warning_record
 
 from .bars import stderr_console
 from .trail import TRACKER_INPUTS, Entry, UnreadableEvent, read_trail
@@ -184,9 +186,10 @@ def _payload(entry: Entry) -> Any:
 
 
 def rederive_planner(user_id: str, stored: Sequence[Entry], catalog: Catalog, result: Rederived) -> None:
-    state = initial_state(user_id)
+    plan: Any = None  # the planner's own aggregate, folded from the stored events as the service folds them
     for entry in stored:
         if entry.name != "Decided":
+            plan = entry.event.mutate(plan)
             continue
         decided = entry.event
         try:
@@ -197,10 +200,12 @@ def rederive_planner(user_id: str, stored: Sequence[Entry], catalog: Catalog, re
         try:
             command = command_from(decided.command)
             recorded = [event_from(record) for record in decided.events]
+            stale = plan is not None and from_platform(decided.cause) and plan.is_stale(decided.cause)
         except _UNPARSABLE as exc:
             result.mismatch = _at(entry, f"the stored decision does not parse ({type(exc).__name__})")
             return
-        derived = [event_record(e) for e in planning.decide(state, command, rules, catalog)]
+        state = plan.state if plan is not None else initial_state(user_id)
+        derived = [] if stale else [event_record(e) for e in planning.decide(state, command, rules, catalog)]
         stored_records = [event_record(e) for e in recorded]
         found = _first_difference(
             [(r["kind"], r["body"]) for r in derived], [(r["kind"], r["body"]) for r in stored_records]
@@ -209,8 +214,8 @@ def rederive_planner(user_id: str, stored: Sequence[Entry], catalog: Catalog, re
             result.mismatch = _at(entry, f"{command.__class__.__name__} under rule set {rules.version}: {found[1]}")
             return
         for event in recorded:
-            state = evolve(state, event)
             result.counts[PLANNER_KINDS.get(type(event).__name__, OTHER_PLAN_EVENTS)] += 1
+        plan = decided.mutate(plan)
         result.versions.add(rules.version)
 
 

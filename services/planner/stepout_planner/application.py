@@ -123,7 +123,10 @@ class PlannerApplication(BatchApplication):
             return DeadLetter("withdrawn", "participant has withdrawn")
         if command is None:
             return None
-        events = planning.decide(plan.state, command, self.rules, self.catalog)
+        cause = {**item.attributes(), "user_id": item.user_id}
+        # An input no later than the last of its kind is that one again, or an older one: recorded, no effect.
+        stale = from_platform and plan.is_stale(cause)
+        events = [] if stale else planning.decide(plan.state, command, self.rules, self.catalog)
         touched[plan.id] = plan
         if events or from_platform:
             # A platform input is recorded even when it changes nothing: it is then known as seen,
@@ -131,7 +134,7 @@ class PlannerApplication(BatchApplication):
             plan.decided(
                 command=command_record(command),
                 events=[event_record(e) for e in events],
-                cause={**item.attributes(), "user_id": item.user_id},
+                cause=cause,
                 ruleset_version=self.rules.version,
             )
             self._decided.extend(events)

@@ -87,6 +87,8 @@ class TrackerApplication(BatchApplication):
         if isinstance(data, ParticipantEnrolled):
             if participant is None:
                 participant = Participant(user_id=item.user_id, timezone=data.timezone, envelope=envelope, data=raw)
+            elif participant.state.enrolment_is_stale(item.happened_at):
+                return None  # that enrolment again, or an older one: the one in force stays
             elif not participant.withdrawn:
                 participant.change_enrolment(timezone=data.timezone, envelope=envelope, data=raw)
             else:
@@ -103,6 +105,8 @@ class TrackerApplication(BatchApplication):
         if isinstance(data, AttemptLogged):
             verdict = self._record_attempt(participant, data, item.happened_at, envelope, counted)
         elif isinstance(data, ParticipantReviewed):
+            if participant.state.review_is_stale(item.happened_at):
+                return None  # that review again, or an older one: it covers nothing new
             self._review(participant, item.happened_at, envelope, raw)
             verdict = None
         elif isinstance(data, ParticipantWithdrawn):

@@ -12,6 +12,7 @@ from pydantic import TypeAdapter
 from stepout_domain import tracking
 from stepout_domain.attempts import Attempt
 from stepout_domain.warnings import Clearing, Warning
+from stepout_runtime.inbound import happened_at
 
 PARTICIPANT_NAMESPACE = uuid.UUID("3c1f8a52-7d0e-5b4a-8e9f-1a2b3c4d5e6f")
 
@@ -22,14 +23,6 @@ CLEARING = TypeAdapter(Clearing)
 
 def participant_id(user_id: str) -> uuid.UUID:
     return uuid.uuid5(PARTICIPANT_NAMESPACE, user_id)
-
-
-def happened_at(envelope: dict[str, Any]) -> datetime:
-    """When a stored input says it happened: its CloudEvent `time`, capped at its arrival
-    (as `Inbound.happened_at` decided it when it came in)."""
-    received = datetime.fromisoformat(envelope["received_at"])
-    time = envelope.get("time")
-    return min(datetime.fromisoformat(time), received) if time else received
 
 
 class Participant(Aggregate):
@@ -44,7 +37,8 @@ class Participant(Aggregate):
     @event("Enrolled")
     def __init__(self, user_id: str, timezone: str, envelope: dict[str, Any], data: dict[str, Any]) -> None:
         self.user_id = user_id
-        self.state = tracking.with_input(tracking.initial_state(user_id, timezone), envelope.get("id"))
+        state = tracking.initial_state(user_id, timezone, happened_at(envelope))
+        self.state = tracking.with_input(state, envelope.get("id"))
 
     @property
     def withdrawn(self) -> bool:
@@ -56,7 +50,8 @@ class Participant(Aggregate):
 
     @event("EnrolmentChanged")
     def change_enrolment(self, timezone: str, envelope: dict[str, Any], data: dict[str, Any]) -> None:
-        self.state = tracking.with_input(tracking.with_timezone(self.state, timezone), envelope.get("id"))
+        state = tracking.with_enrolment(self.state, timezone, happened_at(envelope))
+        self.state = tracking.with_input(state, envelope.get("id"))
 
     @event("AttemptRecorded")
     def record_attempt(self, attempt: dict[str, Any], sealed_note: str | None, envelope: dict[str, Any]) -> None:
