@@ -23,6 +23,10 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 
 ROOT = Path(__file__).resolve().parents[1]
+# The bearer tokens every test system's /v1/ routes answer to (STEPOUT_API_TOKENS).
+PLATFORM_TOKEN = "test-platform-token-0123456789"
+AUDITOR_TOKEN = "test-auditor-token-0123456789"
+AS_PLATFORM = {"Authorization": f"Bearer {PLATFORM_TOKEN}"}
 
 
 def free_port() -> int:
@@ -141,6 +145,7 @@ def service_env(nats_url: str, data_dir: Path, prefix: str, **overrides: str) ->
         STEPOUT_IN_STREAM_MAX_BYTES=str(16 * 1024**2),
         STEPOUT_OUT_STREAM_MAX_BYTES=str(16 * 1024**2),
         STEPOUT_DLQ_STREAM_MAX_BYTES=str(16 * 1024**2),
+        STEPOUT_API_TOKENS=f"platform:{PLATFORM_TOKEN},auditor:{AUDITOR_TOKEN}",
     )
     env.update(overrides)
     return env

@@ -34,6 +34,7 @@ compose_config() {
     STEPOUT_NATSD_PLANNER_PASSWORD="${STEPOUT_NATSD_PLANNER_PASSWORD:-check}" \
     STEPOUT_NATSD_TRACKER_PASSWORD="${STEPOUT_NATSD_TRACKER_PASSWORD:-check}" \
     POSTGRES_PASSWORD="${POSTGRES_PASSWORD:-check}" \
+    STEPOUT_API_TOKENS="${STEPOUT_API_TOKENS:-platform:check-token-0123456789}" \
     GRAFANA_ADMIN_PASSWORD="${GRAFANA_ADMIN_PASSWORD:-check}" \
         docker-compose --file docker-compose.yml config -q
 }

@@ -11,6 +11,9 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+# Who may call the HTTP `/v1/` routes: both roles read every one of them (CONTRACT §9).
+API_ROLES = ("platform", "auditor")
+
 
 class SettingsError(ValueError):
     """A bad setting; the message is one line naming the setting."""
@@ -34,6 +37,8 @@ class Settings(BaseSettings):
     # Each service keeps its tables in schema "<postgres_schema>_<service>" (additive).
     postgres_schema: str = Field("stepout", pattern=r"^[a-z_][a-z0-9_]{0,40}$")
     cipher_key: str | None = None
+    # `ROLE:TOKEN,...` for the HTTP `/v1/` routes (CONTRACT §7); unset: a token made on first start.
+    api_tokens: str | None = None
     planner_port: int = Field(8081, ge=0, le=65535)
     tracker_port: int = Field(8082, ge=0, le=65535)
     http_host: str = "127.0.0.1"
@@ -68,6 +73,19 @@ class Settings(BaseSettings):
         for url in value.split(","):
             if not re.match(r"^(nats|tls|ws|wss)://[^\s/]+$", url.strip()):
                 raise ValueError(f"not a NATS URL: {url!r}")
+        return value
+
+    @field_validator("api_tokens")
+    @classmethod
+    def _api_tokens(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        for entry in value.split(","):
+            role, _, token = entry.strip().partition(":")
+            if role not in API_ROLES:
+                raise ValueError(f"each entry must be ROLE:TOKEN with ROLE one of {', '.join(API_ROLES)}")
+            if len(token) < 16:
+                raise ValueError("each token must be at least 16 characters")
         return value
 
     @field_validator("cipher_key")

@@ -12,6 +12,8 @@ from typing import Any
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from .api_tokens import READERS, ApiTokens
+
 log = logging.getLogger(__name__)
 
 Readiness = Callable[[], Awaitable[str | None]]  # None when ready, else the reason
@@ -22,7 +24,10 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 class HttpApp:
     """A small ASGI app: exact routes plus `/v1/participants/{user_id}/<view>`."""
 
-    def __init__(self, registry: CollectorRegistry, readiness: Readiness, lookups: dict[str, Lookup]) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, readiness: Readiness, lookups: dict[str, Lookup], tokens: ApiTokens
+    ) -> None:
+        self.tokens = tokens
         self.registry = registry
         self.readiness = readiness
         self.lookups = lookups
@@ -46,6 +51,9 @@ class HttpApp:
             )
         elif path == "/metrics":
             await _send_raw(send, 200, generate_latest(self.registry), CONTENT_TYPE_LATEST)
+        elif path.startswith("/v1/") and (refused := self._refusal(scope)) is not None:
+            status, body = refused
+            await _send(send, status, body, [(b"www-authenticate", b"Bearer")] if status == 401 else [])
         elif match := self._route.match(path):
             user_id, view = match.groups()
             found = await self.lookups[view](user_id)
@@ -58,13 +66,26 @@ class HttpApp:
         else:
             await _send(send, 404, {"error": {"code": "not_found", "message": f"no route {path}"}})
 
+    def _refusal(self, scope: dict[str, Any]) -> tuple[int, dict[str, Any]] | None:
+        """401 without a known bearer token, 403 for a role that may not read; None: go on."""
+        authorization = next((v for k, v in scope.get("headers", []) if k == b"authorization"), None)
+        role = self.tokens.role_of(authorization)
+        if role is None:
+            return 401, {"error": {"code": "unauthorized", "message": "an Authorization: Bearer token is required"}}
+        if role not in READERS:
+            return 403, {"error": {"code": "forbidden", "message": f"role {role} may not read this"}}
+        return None
 
-async def _send(send: Send, status: int, body: dict[str, Any]) -> None:
-    await _send_raw(send, status, json.dumps(body).encode(), "application/json")
+
+async def _send(send: Send, status: int, body: dict[str, Any], extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    await _send_raw(send, status, json.dumps(body).encode(), "application/json", extra)
 
 
-async def _send_raw(send: Send, status: int, body: bytes, content_type: str) -> None:
+async def _send_raw(
+    send: Send, status: int, body: bytes, content_type: str, extra: list[tuple[bytes, bytes]] | None = None
+) -> None:
     headers = [(b"content-type", content_type.encode()), (b"content-length", str(len(body)).encode())]
+    headers += extra or []
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

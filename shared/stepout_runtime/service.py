@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry
 from stepout_contract.settings import Settings
 from stepout_contract.subjects import Subjects
 
+from .api_tokens import ApiTokens
 from .connection import closing, connect
 from .http import HttpApp, bound_port, make_server
 from .ingest import BatchHandler, IngestLoop
@@ -150,7 +151,7 @@ class Service:
         self._known = consumers(self.subjects, self.settings.tracker_partitions)
         self._js = js
 
-        http = HttpApp(parts.registry, self.readiness, parts.lookups)
+        http = HttpApp(parts.registry, self.readiness, parts.lookups, ApiTokens.of(self.settings))
         server = make_server(http, self.settings.http_host, parts.port)
         tasks = [
             asyncio.create_task(self._consume(), name="consumers"),

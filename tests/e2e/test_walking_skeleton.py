@@ -12,7 +12,7 @@ import pytest
 
 from stepout_contract.envelope import CloudEvent
 from stepout_contract.outputs import OUTPUT_TYPES
-from support import Platform, System
+from support import AS_PLATFORM, Platform, System
 
 
 async def test_enrolment_assigns_a_first_challenge_at_the_starting_level(platform: Platform) -> None:
@@ -51,7 +51,7 @@ async def test_progress_and_plan_answer_over_nats_and_http(platform: Platform, s
     over_nats = await platform.query("progress", {"user_id": "u-query"})
     assert over_nats == progress["data"]
     assert system.tracker is not None and system.planner is not None
-    async with httpx.AsyncClient() as http:
+    async with httpx.AsyncClient(headers=AS_PLATFORM) as http:
         over_http = (await http.get(f"{system.tracker.base_url}/v1/participants/u-query/progress")).json()
         assert over_http == progress["data"]
         plan = (await http.get(f"{system.planner.base_url}/v1/participants/u-query/plan")).json()
