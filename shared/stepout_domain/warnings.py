@@ -177,8 +177,8 @@ def after_review(
     """What a coach's review (`participant.reviewed`) does to the active warning.
 
     A `crisis` or an escalated warning clears `by="review"`. Any other warning clears
-    `by="rules"` when none of its rules holds in `hits_now` (evaluated on the latest
-    history with `since=reviewed_at`) and its cooldown has passed by `reviewed_at`.
+    `by="rules"` when none of its rules holds in `hits_now` (`tracking.hits_of` the state
+    after the review) and its cooldown has passed by `reviewed_at`.
     """
     if active is None:
         return None
