@@ -8,10 +8,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
 WORKDIR /src
+# Only locked packages, each file checked against its hash (requirements/*.txt, written by `make lock`): the build
+# tools, then the runtime dependencies (a package without a wheel is built by the locked setuptools, not by one
+# fetched for the build), then stepout itself without dependencies. The dependencies' layer outlives code changes.
+COPY requirements/build.txt requirements/runtime.txt ./requirements/
+RUN pip install --require-hashes --no-deps -r requirements/build.txt \
+    && pip install --require-hashes --no-deps --no-build-isolation -r requirements/runtime.txt
 COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY services ./services
-RUN pip install . \
+RUN pip install --no-deps --no-build-isolation . \
     && useradd --system --uid 10001 --create-home --home-dir /var/lib/stepout stepout
 
 # In a container the HTTP port must listen beyond loopback; the data dir is the service user's home.

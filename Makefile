@@ -3,17 +3,76 @@ PYTHON ?= $(shell command -v python3.11 2>/dev/null || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# Every Python package pinned, with the hashes of its files (`make lock` writes them from pyproject.toml):
+# the build tools ([build-system] requires), the runtime dependencies (the image) and runtime + dev (make install, CI).
+LOCK_BUILD   := requirements/build.txt
+LOCK_RUNTIME := requirements/runtime.txt
+LOCK_DEV     := requirements/dev.txt
 
-.PHONY: install run test test-unit lint format bench asyncapi clean ops-tools check-deploy
+.PHONY: install lock run test test-unit lint format bench asyncapi rules-doc clean ops-tools check-deploy
 
+## Only locked packages, each file checked against its hash: the build tools first, then the dev lock
+## (a package without a wheel, like nkeys, is built by the locked setuptools, not by one fetched for the build),
+## then stepout itself, editable and without dependencies.
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK_BUILD) $(LOCK_DEV)
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "stepout needs Python 3.11")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps -r $(LOCK_BUILD)
+	$(BIN)/python -m pip install --quiet --require-hashes --no-deps --no-build-isolation -r $(LOCK_DEV)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $@
+
+# pyproject.toml for `make lock`. `build-requires`: [build-system] requires, one a line. `header KIND LOCK`:
+# heads the lock with the SHA-256 of the pyproject.toml lists it is made from (parsed, sorted), which
+# tests/integration/test_supply_chain.py computes again from pyproject.toml and fails when they differ.
+define LOCK_PYPROJECT
+import hashlib, json, sys, tomllib
+from pathlib import Path
+from packaging.requirements import Requirement
+
+pyproject = tomllib.loads(Path("pyproject.toml").read_text())
+lists = {
+    "build-system.requires": pyproject["build-system"]["requires"],
+    "project.dependencies": pyproject["project"]["dependencies"],
+    "project.optional-dependencies.dev": pyproject["project"]["optional-dependencies"]["dev"],
+}
+if sys.argv[1] == "build-requires":
+    print(*lists["build-system.requires"], sep="\n")
+    sys.exit()
+kind, lock = sys.argv[2], Path(sys.argv[3])
+made_from = {
+    "build": ["build-system.requires"],
+    "runtime": ["project.dependencies"],
+    "dev": ["project.dependencies", "project.optional-dependencies.dev"],
+}[kind]
+normalised = {key: sorted(str(Requirement(item)) for item in lists[key]) for key in made_from}
+digest = hashlib.sha256(json.dumps(normalised, sort_keys=True).encode()).hexdigest()
+header = [
+    f"# {lock}: every package pinned, with the hashes of its files, for Python 3.11 on any platform.",
+    "# Written by `make lock` (uv pip compile --universal --generate-hashes); do not edit by hand.",
+    f"# Made from pyproject.toml's {' + '.join(made_from)}, whose SHA-256 (parsed, sorted) is:",
+    f"# pyproject-sha256: {digest}",
+]
+lock.write_text("\n".join(header) + "\n" + lock.read_text())
+endef
+export LOCK_PYPROJECT
+
+UV_COMPILE = $(BIN)/uv pip compile --quiet --universal --python-version 3.11 --generate-hashes --no-header \
+	$(if $(UPGRADE),--upgrade)
+
+## Relocks requirements/*.txt after a change of pyproject.toml's dependencies, keeping every pin it can
+## (`make lock UPGRADE=1`: the newest versions pyproject.toml allows). The dev lock keeps the runtime lock's
+## pins, so the tests run what the image runs. Commit the lock files with pyproject.toml.
+lock: install
+	$(BIN)/python -c "$$LOCK_PYPROJECT" build-requires | $(UV_COMPILE) - --output-file $(LOCK_BUILD)
+	$(UV_COMPILE) pyproject.toml --constraint $(LOCK_BUILD) --output-file $(LOCK_RUNTIME)
+	$(UV_COMPILE) pyproject.toml --extra dev --constraint $(LOCK_BUILD) --constraint $(LOCK_RUNTIME) \
+		--output-file $(LOCK_DEV)
+	$(BIN)/python -c "$$LOCK_PYPROJECT" header build $(LOCK_BUILD)
+	$(BIN)/python -c "$$LOCK_PYPROJECT" header runtime $(LOCK_RUNTIME)
+	$(BIN)/python -c "$$LOCK_PYPROJECT" header dev $(LOCK_DEV)
 
 ## The whole system on an embedded default: a local nats-server (started if none answers) and SQLite.
 run: install
@@ -33,6 +92,10 @@ bench: install
 ## The AsyncAPI document, generated from the contract models.
 asyncapi: install
 	$(BIN)/python -m stepout_contract.asyncapi > docs/asyncapi.json
+
+## The domain model and every rule with its thresholds, generated from the shipped rule sets.
+rules-doc: install
+	$(BIN)/python -m stepout_domain.rules_doc > docs/RULES.md
 
 lint: install
 	$(BIN)/ruff check .
