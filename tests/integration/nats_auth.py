@@ -1,8 +1,9 @@
 """Real NATS servers that want credentials, for the access-control tests.
 
-The deploy configuration with its role identities, a throwaway TLS CA with server and client
-certificates (openssl command line), and an operator-mode server whose users log in with a
-creds file (JWT + nkey seed, signed here with the `nkeys` package).
+Connections under the role identities of the deploy configuration (the server itself is
+`project_nats.ProjectNats`), a throwaway TLS CA with server and client certificates (openssl
+command line), and an operator-mode server whose users log in with a creds file (JWT + nkey
+seed, signed here with the `nkeys` package).
 """
 
 from __future__ import annotations
@@ -13,11 +14,10 @@ import hashlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +26,11 @@ import nkeys
 from faststream.nats import NatsBroker
 from nats.aio.client import Client
 
+from project_nats import PLATFORM_PASSWORD, PREFIX, conf_string
 from stepout_contract.settings import Settings
 from stepout_contract.subjects import OUTPUT_FAMILIES
 from stepout_runtime.connection import SERVICE_INBOX_PREFIX, broker_options, connect, connect_options
-from support import ROOT, Platform, free_port, nats_server_binary
-
-DEPLOY_CONFIG = ROOT / "deploy" / "nats" / "nats-server.conf"
-PREFIX = "stepout"  # the deploy configuration is written for the default prefix
-
-# The platform identity logs in with this password, which the server knows only as its bcrypt
-# hash (cost 10): the tests use both forms the configuration accepts, plain and hashed.
-PLATFORM_PASSWORD = "platform-test-only-password"
-PLATFORM_PASSWORD_BCRYPT = "$2b$10$OFwIX0.r68JKHG5pUDoDhewrG04Z05p5br65I5TpGuBeKCFvMPVkG"
+from support import Platform
 
 NATS_CREDENTIAL_FIELDS = (
     "nats_user",
@@ -48,59 +41,6 @@ NATS_CREDENTIAL_FIELDS = (
     "nats_tls_cert",
     "nats_tls_key",
 )
-
-
-def conf_string(value: str) -> str:
-    """An environment value the server's configuration parser reads as a string, whatever it holds."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def deploy_env(store: Path, passwords: dict[str, str]) -> dict[str, str]:
-    """The environment deploy/nats/nats-server.conf reads: store directory and one password per role."""
-    env = {key: value for key, value in os.environ.items() if not key.startswith("STEPOUT_")}
-    env["STEPOUT_NATSD_STORE_DIR"] = conf_string(str(store))
-    env["STEPOUT_NATSD_PLATFORM_PASSWORD"] = conf_string(PLATFORM_PASSWORD_BCRYPT)
-    for role in ("tracker", "planner"):
-        env[f"STEPOUT_NATSD_{role.upper()}_PASSWORD"] = conf_string(passwords[role])
-    return env
-
-
-@dataclass
-class ConfiguredNatsServer:
-    """`nats-server -c CONFIG` on a free loopback port, with its own environment and log file."""
-
-    config: Path
-    log_path: Path
-    env: dict[str, str] = field(default_factory=lambda: dict(os.environ))
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        command = [nats_server_binary(), "-c", str(self.config), "-a", "127.0.0.1", "-p", str(self.port)]
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=log)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"nats-server exited with {self.process.returncode}:\n{self.log()}")
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", self.port)) == 0:
-                    return
-            time.sleep(0.05)
-        raise RuntimeError(f"nats-server did not start:\n{self.log()}")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-        self.process = None
-
-    def log(self) -> str:
-        return self.log_path.read_text() if self.log_path.exists() else ""
 
 
 def log_marks(*paths: Path) -> dict[Path, int]:
@@ -155,20 +95,24 @@ async def service_identity(url: str, role: str, password: str) -> Identity:
     return Identity(await nats.connect(**options), errors)
 
 
+async def client_identity(url: str, role: str, password: str) -> Identity:
+    """A connection like an outside client's (a platform, an auditor: the default inbox), logged in as `role`."""
+    errors: list[str] = []
+    nc = await nats.connect(url, user=role, password=password, error_cb=_collecting(errors), allow_reconnect=False)
+    return Identity(nc, errors)
+
+
 class PlatformIdentity(Platform):
     """A platform logged in as `platform`: it may subscribe to the outputs only, not to all of `stepout.>`."""
 
-    def __init__(self, nc: Client, errors: list[str]) -> None:
-        super().__init__(nc, PREFIX)
-        self.identity = Identity(nc, errors)
+    def __init__(self, identity: Identity) -> None:
+        super().__init__(identity.nc, PREFIX)
+        self.identity = identity
 
     @classmethod
     async def login(cls, url: str, password: str = PLATFORM_PASSWORD) -> PlatformIdentity:
-        errors: list[str] = []
-        nc = await nats.connect(
-            url, user="platform", password=password, error_cb=_collecting(errors), allow_reconnect=False
-        )
-        platform = cls(nc, errors)
+        platform = cls(await client_identity(url, "platform", password))
+        nc = platform.nc
         for family in OUTPUT_FAMILIES:
             await nc.subscribe(f"{PREFIX}.{family}.>", cb=platform._on_message)
         return platform

@@ -1,5 +1,6 @@
 """Access control: the role identities of deploy/nats/nats-server.conf against the real services,
-and every kind of NATS credential of CONTRACT §9 against a real nats-server that wants it."""
+the store that configuration encrypts, and every kind of NATS credential of CONTRACT §9 against a
+real nats-server that wants it."""
 
 from __future__ import annotations
 
@@ -8,20 +9,19 @@ import json
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import nats
 import pytest
 from nats.aio.msg import Msg
 from nats.js.api import ConsumerConfig
+from nats.js.errors import APIError, NotFoundError
 
 from integration.nats_auth import (
-    DEPLOY_CONFIG,
-    PREFIX,
-    ConfiguredNatsServer,
     Identity,
     PlatformIdentity,
+    client_identity,
     creds_file,
-    deploy_env,
     log_marks,
     logged_since,
     make_certificates,
@@ -32,46 +32,31 @@ from integration.nats_auth import (
     service_identity,
     settings_for,
 )
+from project_nats import PREFIX, ROLES, ConfiguredNatsServer, ProjectNats, files_containing, project_nats
 from stepout_contract.subjects import Subjects
 from stepout_runtime.connection import NatsRefusedError, connect
-from stepout_runtime.topology import consumers
+from stepout_runtime.topology import consumers, ensure_topology
 from support import NatsServer, ServiceProcess, System, cloud_event, new_prefix, service_env
 
 SUBJECTS = Subjects(PREFIX)
+IN, OUT, DLQ = SUBJECTS.in_stream, SUBJECTS.out_stream, SUBJECTS.dlq_stream
 DENIED_S = 0.5  # how long a refused request is waited for: the server never answers it
+SERVICES = ("tracker", "planner")
 
 
 # --- the role identities, against planner and tracker ---------------------------------------------
 
 
 @pytest.fixture(scope="module")
-def passwords() -> dict[str, str]:
-    return {role: f"test-{role}-{secrets.token_hex(8)}" for role in ("tracker", "planner")}
-
-
-@pytest.fixture(scope="module")
-def secured_nats(tmp_path_factory: pytest.TempPathFactory, passwords: dict[str, str]) -> Iterator[ConfiguredNatsServer]:
-    here = tmp_path_factory.mktemp("secured-nats")
-    server = ConfiguredNatsServer(DEPLOY_CONFIG, here / "nats-server.log", deploy_env(here / "store", passwords))
-    server.start()
-    try:
+def secured_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProjectNats]:
+    with project_nats(tmp_path_factory.mktemp("secured-nats")) as server:
         yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
-def secured_system(
-    secured_nats: ConfiguredNatsServer, passwords: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[System]:
+def secured_system(secured_nats: ProjectNats, tmp_path_factory: pytest.TempPathFactory) -> Iterator[System]:
     """Planner and tracker on the secured server, each logged in as itself, on the default prefix."""
-    running = System(secured_nats.url, tmp_path_factory.mktemp("secured-data"), prefix=PREFIX)
-    for service in running.services():
-        service.env = {
-            **service.env,
-            "STEPOUT_NATS_USER": service.name,
-            "STEPOUT_NATS_PASSWORD": passwords[service.name],
-        }
+    running = secured_nats.system(tmp_path_factory.mktemp("secured-data"))
     try:
         running.start()
         yield running
@@ -79,23 +64,36 @@ def secured_system(
         running.stop()
 
 
+async def login(server: ProjectNats, role: str) -> Identity:
+    """`role` connected as it would be: the services with their own inbox prefix, the others with the default."""
+    connecting = service_identity if role in SERVICES else client_identity
+    return await connecting(server.url, role, server.passwords[role])
+
+
 @pytest.fixture
-async def platform(secured_system: System, secured_nats: ConfiguredNatsServer) -> AsyncIterator[PlatformIdentity]:
+async def platform(secured_system: System, secured_nats: ProjectNats) -> AsyncIterator[PlatformIdentity]:
     client = await PlatformIdentity.login(secured_nats.url)
     yield client
     await client.nc.close()
 
 
 @pytest.fixture
-async def tracker_identity(secured_nats: ConfiguredNatsServer, passwords: dict[str, str]) -> AsyncIterator[Identity]:
-    identity = await service_identity(secured_nats.url, "tracker", passwords["tracker"])
+async def tracker_identity(secured_nats: ProjectNats) -> AsyncIterator[Identity]:
+    identity = await login(secured_nats, "tracker")
     yield identity
     await identity.nc.close()
 
 
 @pytest.fixture
-async def planner_identity(secured_nats: ConfiguredNatsServer, passwords: dict[str, str]) -> AsyncIterator[Identity]:
-    identity = await service_identity(secured_nats.url, "planner", passwords["planner"])
+async def planner_identity(secured_nats: ProjectNats) -> AsyncIterator[Identity]:
+    identity = await login(secured_nats, "planner")
+    yield identity
+    await identity.nc.close()
+
+
+@pytest.fixture
+async def auditor(secured_system: System, secured_nats: ProjectNats) -> AsyncIterator[Identity]:
+    identity = await login(secured_nats, "auditor")
     yield identity
     await identity.nc.close()
 
@@ -105,8 +103,28 @@ async def stored(identity: Identity, stream: str) -> int:
     return int((await identity.nc.jetstream().stream_info(stream)).state.messages)
 
 
+async def last_seq(identity: Identity, stream: str) -> int:
+    """The sequence of the last message `stream` ever took: it moves even when the message is consumed at once."""
+    return int((await identity.nc.jetstream().stream_info(stream)).state.last_seq)
+
+
+async def answered(identity: Identity, subject: str, body: bytes, timeout: float = DENIED_S) -> dict[str, Any] | None:
+    """The answer to a request, or None when none came (a refused request is never answered)."""
+    try:
+        reply = await identity.nc.request(subject, body, timeout=timeout)
+    except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
+        return None
+    return json.loads(reply.data)  # type: ignore[no-any-return]
+
+
+async def refused(identity: Identity, subject: str, body: bytes = b"{}") -> None:
+    """`subject` is not `identity`'s to publish: no answer, and the server reports the violation."""
+    assert await answered(identity, subject, body) is None, f"{subject} was answered"
+    await identity.violation(subject)
+
+
 async def test_the_whole_loop_runs_under_the_role_identities(
-    platform: PlatformIdentity, secured_system: System, secured_nats: ConfiguredNatsServer
+    platform: PlatformIdentity, secured_system: System, secured_nats: ProjectNats
 ) -> None:
     marks = log_marks(secured_nats.log_path, *(service.log_path for service in secured_system.services()))
     # The platform's own durable push consumer on the outputs is one of the two ways it may read them.
@@ -209,7 +227,7 @@ async def test_the_platform_can_neither_take_over_the_planners_consumer_nor_read
 
 
 async def test_a_query_answer_cannot_be_redirected_into_a_stream(
-    platform: PlatformIdentity, tracker_identity: Identity, secured_nats: ConfiguredNatsServer
+    platform: PlatformIdentity, tracker_identity: Identity, secured_nats: ProjectNats
 ) -> None:
     before = await stored(tracker_identity, SUBJECTS.dlq_stream)
     marks = log_marks(secured_nats.log_path)
@@ -241,7 +259,216 @@ async def test_each_service_may_publish_only_its_own_outputs(
         await identity.violation(subject)
 
 
-async def test_a_wrong_password_is_refused_at_once(secured_nats: ConfiguredNatsServer, tmp_path: Path) -> None:
+# What each role may ask of the query subjects and of JetStream, each asked so that it changes
+# nothing when allowed: a purge of a subject nobody uses, the deletion or reading of a sequence
+# no stream reaches. Allowed, the server (or a service) answers; refused, nothing answers and the
+# server reports a permission violation. Deleting a stream or a consumer is allowed to nobody.
+FAR = 2**62
+ASKED_BY_CLIENTS = ("platform", "auditor")
+ERASERS = ("tracker", "planner")
+NOBODY: tuple[str, ...] = ()
+PROBES: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
+    (SUBJECTS.query("progress"), {"user_id": "u-nobody"}, ASKED_BY_CLIENTS),
+    (SUBJECTS.query("plan"), {"user_id": "u-nobody"}, ASKED_BY_CLIENTS),
+    (SUBJECTS.query("history"), {"user_id": "u-nobody", "limit": 1}, ASKED_BY_CLIENTS),
+    # The planner's part of a history is the tracker's to ask, not a platform's nor an auditor's.
+    (SUBJECTS.query("history-planner"), {"user_id": "u-nobody", "limit": 1}, ("tracker",)),
+    # Erasure: purging an erased participant's inputs and outputs, deleting single dead letters.
+    (f"$JS.API.STREAM.PURGE.{IN}", {"filter": f"{PREFIX}.attempt.logged.u-nobody"}, ERASERS),
+    (f"$JS.API.STREAM.PURGE.{OUT}", {"filter": f"{PREFIX}.plan.paused.u-nobody"}, ERASERS),
+    (f"$JS.API.STREAM.PURGE.{DLQ}", {"filter": f"{PREFIX}.deadletter.nobody"}, NOBODY),
+    (f"$JS.API.STREAM.MSG.DELETE.{DLQ}", {"seq": FAR}, ERASERS),
+    (f"$JS.API.STREAM.MSG.DELETE.{IN}", {"seq": FAR}, NOBODY),
+    (f"$JS.API.STREAM.MSG.DELETE.{OUT}", {"seq": FAR}, NOBODY),
+    # Reading stored messages one by one: the auditor's way to read stored outputs, nobody else's.
+    (f"$JS.API.STREAM.MSG.GET.{OUT}", {"seq": FAR}, ("auditor",)),
+    (f"$JS.API.STREAM.MSG.GET.{IN}", {"seq": FAR}, NOBODY),
+    (f"$JS.API.STREAM.MSG.GET.{DLQ}", {"seq": FAR}, NOBODY),
+    (f"$JS.API.DIRECT.GET.{OUT}", {"seq": FAR}, NOBODY),
+    *[(f"$JS.API.STREAM.DELETE.{stream}", {}, NOBODY) for stream in (IN, OUT, DLQ)],
+    *[(f"$JS.API.CONSUMER.DELETE.{c.stream}.{c.durable}", {}, NOBODY) for c in consumers(SUBJECTS).values()],
+]
+
+
+@pytest.mark.parametrize("role", ROLES)
+async def test_each_role_may_ask_only_its_own_queries_and_stream_operations(
+    role: str, secured_system: System, secured_nats: ProjectNats, tracker_identity: Identity, planner_identity: Identity
+) -> None:
+    identity = await login(secured_nats, role)
+    try:
+        answers = await asyncio.gather(
+            *(
+                answered(identity, subject, json.dumps(body).encode(), timeout=5.0 if role in may else DENIED_S)
+                for subject, body, may in PROBES
+            )
+        )
+        wrong = [
+            f"{subject}: {'refused' if answer is None else 'answered'}"
+            for (subject, _, may), answer in zip(PROBES, answers, strict=True)
+            if (answer is not None) != (role in may)
+        ]
+        assert wrong == []
+        for subject, _, may in PROBES:
+            if role not in may:
+                await identity.violation(subject)
+    finally:
+        await identity.nc.close()
+    # Every stream and durable consumer is still there, each asked by a service that may.
+    for stream in (IN, OUT, DLQ):
+        assert (await tracker_identity.nc.jetstream().stream_info(stream)).config.name == stream
+    for consumer in consumers(SUBJECTS).values():
+        owner = planner_identity if consumer.durable.startswith("planner") else tracker_identity
+        assert (await owner.nc.jetstream().consumer_info(consumer.stream, consumer.durable)).name == consumer.durable
+
+
+async def test_the_auditor_gets_the_platforms_answer_to_each_public_query(
+    platform: PlatformIdentity, auditor: Identity
+) -> None:
+    await platform.enrol("u-audited")
+    [challenge] = await platform.wait_for("challenge.assigned", "u-audited")
+    await platform.attempt(
+        "u-audited",
+        assignment_id=challenge["data"]["assignment_id"],
+        challenge_id=challenge["data"]["challenge_id"],
+        level=None,
+    )
+    await platform.wait_for("progress.updated", "u-audited")
+    await platform.wait_for("challenge.assigned", "u-audited", count=2)  # settled: the answers no longer move
+    for name, request in [
+        ("progress", {"user_id": "u-audited"}),
+        ("plan", {"user_id": "u-audited"}),
+        ("history", {"user_id": "u-audited", "limit": 10}),
+        ("progress", {"user_id": "u-never-enrolled"}),
+    ]:
+        answer = await answered(auditor, SUBJECTS.query(name), json.dumps(request).encode(), timeout=5.0)
+        assert answer is not None and answer == await platform.query(name, request), name
+    assert "error" not in await platform.query("history", {"user_id": "u-audited", "limit": 10})
+    assert auditor.errors == []
+
+
+async def test_the_auditor_reads_outputs_as_they_come_and_as_stored(
+    platform: PlatformIdentity, auditor: Identity
+) -> None:
+    arrived: list[str] = []
+
+    async def on_output(msg: Msg) -> None:
+        arrived.append(msg.subject)
+
+    await auditor.nc.subscribe(f"{PREFIX}.challenge.>", cb=on_output)
+    await auditor.nc.flush()
+    await platform.enrol("u-audit-read")
+    [assigned] = await platform.wait_for("challenge.assigned", "u-audit-read")
+    mine = f"{PREFIX}.challenge.assigned.u-audit-read"
+    for _ in range(100):
+        if mine in arrived:
+            break
+        await asyncio.sleep(0.05)
+    assert mine in arrived
+
+    # Stored outputs, one at a time and without a consumer (README: how an auditor connects).
+    js = auditor.nc.jetstream()
+    found: list[dict[str, Any]] = []
+    seq = 1
+    while True:
+        try:
+            msg = await js.get_msg(OUT, seq=seq, subject=f"{PREFIX}.*.*.u-audit-read", next=True)
+        except NotFoundError:
+            break
+        found.append(json.loads(msg.data or b"{}"))
+        seq = (msg.seq or seq) + 1
+    assert [event["id"] for event in found] == [assigned["id"]]
+    assert auditor.errors == []
+
+
+@pytest.mark.parametrize(
+    ("subject", "stream"),
+    [
+        (f"{PREFIX}.participant.enrolled.u-forged", IN),
+        (f"{PREFIX}.attempt.logged.u-forged", IN),
+        (f"{PREFIX}.challenge.assigned.u-forged", OUT),
+        (f"{PREFIX}.progress.updated.u-forged", OUT),
+        (f"{PREFIX}.deadletter.tracker", DLQ),
+    ],
+)
+async def test_the_auditor_cannot_publish_an_input_an_output_or_a_dead_letter(
+    subject: str, stream: str, auditor: Identity, tracker_identity: Identity
+) -> None:
+    before = await last_seq(tracker_identity, stream)
+    forged = cloud_event("stepout.participant.enrolled.v1", "u-forged", {"user_id": "u-forged"})
+    with pytest.raises(nats.errors.TimeoutError):
+        await auditor.nc.jetstream().publish(
+            subject, json.dumps(forged).encode(), headers={"Nats-Msg-Id": forged["id"]}, timeout=DENIED_S
+        )
+    await auditor.violation(subject)
+    assert await last_seq(tracker_identity, stream) == before
+
+
+async def test_the_auditor_can_neither_create_a_consumer_nor_ack_for_one(
+    auditor: Identity, platform: PlatformIdentity, planner_identity: Identity
+) -> None:
+    js = auditor.nc.jetstream(timeout=DENIED_S)
+    # A durable consumer, asked for the legacy way and by name (the server takes a body's durable name).
+    with pytest.raises(nats.errors.TimeoutError):
+        await js.add_consumer(OUT, ConsumerConfig(durable_name="auditor-durable"))
+    await auditor.violation(f"$JS.API.CONSUMER.DURABLE.CREATE.{OUT}.auditor-durable")
+    with pytest.raises(nats.errors.TimeoutError):
+        await js.add_consumer(OUT, ConsumerConfig(name="auditor-named", durable_name="auditor-named"))
+    await auditor.violation(f"$JS.API.CONSUMER.CREATE.{OUT}.auditor-named")
+    # Nor an ordered one: that request would redefine any consumer its body names.
+    with pytest.raises(nats.errors.TimeoutError):
+        await js.subscribe(f"{PREFIX}.>", stream=OUT, ordered_consumer=True)
+    await auditor.violation(f"$JS.API.CONSUMER.CREATE.{OUT}")
+    for stream in (IN, DLQ):
+        with pytest.raises(nats.errors.TimeoutError):
+            await js.add_consumer(stream, ConsumerConfig(durable_name="auditor-spy"))
+        await auditor.violation(f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.auditor-spy")
+    # Acks are the services' own: one of the auditor's would settle an input for them.
+    for ack in (f"$JS.ACK.{IN}.tracker.1.1.1.0.0", f"$JS.ACK.{OUT}.planner-outcomes.1.1.1.0.0"):
+        await auditor.nc.publish(ack, b"")
+        await auditor.violation(ack)
+
+    for name in ("auditor-durable", "auditor-named"):
+        with pytest.raises(NotFoundError):
+            await platform.js.consumer_info(OUT, name)
+    kept = await planner_identity.nc.jetstream().consumer_info(OUT, "planner-outcomes")
+    assert tuple(kept.config.filter_subjects or ()) == consumers(SUBJECTS)["planner-outcomes"].filter_subjects
+    for subscription in ("stepout.attempt.>", "stepout.deadletter.>", "stepout.query.progress", "_INBOX_stepout.>"):
+        await auditor.nc.subscribe(subscription)
+        await auditor.violation(subscription)
+
+
+@pytest.mark.parametrize("eraser", ERASERS)
+async def test_only_the_services_may_erase_an_output_and_a_dead_letter(
+    eraser: str, secured_nats: ProjectNats, planner_identity: Identity, platform: PlatformIdentity, auditor: Identity
+) -> None:
+    user = f"u-erased-by-{eraser}"
+    output = SUBJECTS.event("challenge", "assigned", user)
+    await planner_identity.nc.jetstream().publish(output, b"{}")
+    service = await login(secured_nats, eraser)
+    try:
+        dead_letter = await service.nc.jetstream().publish(SUBJECTS.dead_letter(eraser), b"{}")
+        purge = (f"$JS.API.STREAM.PURGE.{OUT}", json.dumps({"filter": f"{PREFIX}.*.*.{user}"}).encode())
+        delete = (f"$JS.API.STREAM.MSG.DELETE.{DLQ}", json.dumps({"seq": dead_letter.seq}).encode())
+        for outsider in (platform.identity, auditor):
+            for subject, body in (purge, delete):
+                await refused(outsider, subject, body)
+
+        # Both were still there: the service purges exactly one output and deletes the dead letter, once.
+        assert await answered(service, *purge, timeout=5.0) == {
+            "type": "io.nats.jetstream.api.v1.stream_purge_response",
+            "success": True,
+            "purged": 1,
+        }
+        js = service.nc.jetstream()
+        assert await js.delete_msg(DLQ, dead_letter.seq) is True
+        with pytest.raises(APIError):
+            await js.delete_msg(DLQ, dead_letter.seq)
+        assert service.errors == []
+    finally:
+        await service.nc.close()
+
+
+async def test_a_wrong_password_is_refused_at_once(secured_nats: ProjectNats, tmp_path: Path) -> None:
     with pytest.raises(NatsRefusedError, match="STEPOUT_NATS_USER/STEPOUT_NATS_PASSWORD"):
         await connect(settings_for(secured_nats.url, nats_user="platform", nats_password="wrong"), "test")
     with pytest.raises(NatsRefusedError, match="STEPOUT_NATS_USER"):
@@ -259,6 +486,52 @@ async def test_a_wrong_password_is_refused_at_once(secured_nats: ConfiguredNatsS
     finally:
         tracker.stop()
     assert "STEPOUT_NATS_USER/STEPOUT_NATS_PASSWORD" in tracker.log_path.read_text()
+
+
+# --- the store at rest -----------------------------------------------------------------------------
+
+
+async def test_the_store_keeps_nothing_readable_neither_what_was_erased_nor_what_is_kept(tmp_path: Path) -> None:
+    server = ProjectNats(tmp_path / "nats")
+    server.start()
+    try:
+        tracker = await login(server, "tracker")
+        await ensure_topology(tracker.nc.jetstream(), SUBJECTS, max_deliver=5)
+        marker = {what: f"marker-{what}-{secrets.token_hex(8)}" for what in ("acked", "purged", "kept")}
+        platform = await PlatformIdentity.login(server.url)
+        for what in ("acked", "purged", "kept"):  # in this order, in one block: the kept one keeps it alive
+            await platform.attempt(f"u-{what}", note=marker[what])
+        await platform.close()
+        js = tracker.nc.jetstream()
+        inputs = await js.pull_subscribe_bind("tracker", stream=IN)
+        [first] = await inputs.fetch(1, timeout=5)
+        assert json.loads(first.data)["data"]["note"] == marker["acked"]
+        await first.ack_sync()
+        assert await js.purge_stream(IN, subject=SUBJECTS.event("attempt", "logged", "u-purged"))
+        # An output and a dead letter stay stored too, in the other two streams.
+        await js.publish(SUBJECTS.event("progress", "updated", "u-kept"), marker["kept"].encode())
+        await js.publish(SUBJECTS.dead_letter("tracker"), marker["kept"].encode())
+        assert [await stored(tracker, stream) for stream in (IN, OUT, DLQ)] == [1, 1, 1]
+        await tracker.nc.close()
+        for text in marker.values():
+            assert files_containing(server.store_dir, text) == []
+    finally:
+        server.stop()
+
+    assert list(server.store_dir.rglob("*.blk")), "no message block to look into"
+    for text in marker.values():
+        assert files_containing(server.store_dir, text) == []
+
+    # Encrypted, not lost: with the same key, the kept input is read back after a restart.
+    server.start()
+    try:
+        tracker = await login(server, "tracker")
+        inputs = await tracker.nc.jetstream().pull_subscribe_bind("tracker", stream=IN)
+        [kept] = await inputs.fetch(1, timeout=5)
+        assert json.loads(kept.data)["data"]["note"] == marker["kept"]
+        await tracker.nc.close()
+    finally:
+        server.stop()
 
 
 # --- each kind of credential on a server that wants it ---------------------------------------------
