@@ -62,8 +62,8 @@ def store_settings(store_kind: str) -> Iterator[dict[str, str]]:
     import psycopg
 
     with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
-        for service in ("tracker", "planner"):
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema}_{service} CASCADE")
+        for part in ("tracker", "planner", "keys"):
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema}_{part} CASCADE")
 
 
 @pytest.fixture

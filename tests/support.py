@@ -319,3 +319,63 @@ class System:
 
     def logs(self) -> str:
         return "".join(s.log_path.read_text() for s in self.services() if s.log_path.exists())
+
+
+def settings_of(system: System) -> Any:
+    """The services' settings, as the command line sees them with the system's environment."""
+    from stepout_contract.settings import Settings
+
+    assert system.tracker is not None
+    env = system.tracker.env
+    return Settings(
+        data_dir=Path(env["STEPOUT_DATA_DIR"]),
+        store=env.get("STEPOUT_STORE", "sqlite"),
+        postgres_dsn=env.get("STEPOUT_POSTGRES_DSN"),
+        postgres_schema=env.get("STEPOUT_POSTGRES_SCHEMA", "stepout"),
+        subject_prefix=env["STEPOUT_SUBJECT_PREFIX"],
+    )
+
+
+def tamper_event(system: System, service: str, user_id: str, topic_end: str, old: bytes, new: bytes) -> int:
+    """Change the first stored event of `user_id` in `service` whose topic ends with `topic_end`, as an
+    insider holding the keys could: opened, edited, sealed again. Its version. SQLite stores only."""
+    import sqlite3
+
+    from eventsourcing.persistence import StoredEvent
+
+    from stepout_cli.stores import open_app
+    from stepout_cli.trail import aggregate_id
+    from stepout_runtime.personal_events import SEALED_FOR_OWNER
+
+    originator = aggregate_id(service, user_id)
+    with open_app(settings_of(system), service) as app, sqlite3.connect(system.data_dir / f"{service}.db") as db:
+        version, topic, state = db.execute(
+            "SELECT originator_version, topic, state FROM stored_events WHERE originator_id = ? AND topic LIKE ? "
+            "ORDER BY originator_version LIMIT 1",
+            (originator.hex, f"%{topic_end}"),
+        ).fetchone()
+        stored = StoredEvent(originator, version, topic, state)
+        opened = app.mapper.opened(stored)  # type: ignore[attr-defined]
+        assert old in opened, opened
+        edited = StoredEvent(originator, version, topic, opened.replace(old, new, 1))
+        resealed = app.mapper.sealed(edited, personal=state.startswith(SEALED_FOR_OWNER))  # type: ignore[attr-defined]
+        db.execute(
+            "UPDATE stored_events SET state = ? WHERE originator_id = ? AND originator_version = ?",
+            (resealed, originator.hex, version),
+        )
+    return int(version)
+
+
+def tamper_view(system: System, service: str, view: str, key: str, change: dict[str, Any]) -> None:
+    """Change a read-model row as an insider holding the keys could. SQLite stores only."""
+    import sqlite3
+
+    from stepout_cli.stores import open_app
+    from stepout_runtime.views import Row
+
+    with open_app(settings_of(system), service) as app, sqlite3.connect(system.data_dir / f"{service}.db") as db:
+        [stored] = db.execute("SELECT body FROM view_rows WHERE view = ? AND key = ?", (view, key)).fetchone()
+        body = app.views.sealer.open(view, key, stored)
+        owner = stored[2:].partition(":")[0] if stored.startswith("o:") else None
+        sealed = app.views.sealer.seal(view, key, Row({**body, **change}, owner))
+        db.execute("UPDATE view_rows SET body = ? WHERE view = ? AND key = ?", (sealed, view, key))

@@ -1,9 +1,11 @@
 """The AsyncAPI document of the wire contract, generated with FastStream from the contract models.
 
 Every input is declared as a subscriber and every output as a publisher of a CloudEvent whose
-`data` is the payload model, so the document cannot drift from the code. Regenerate with
-`make asyncapi` (`python -m stepout_contract.asyncapi > docs/asyncapi.json`); a test fails when
-the committed document is stale.
+`data` is the payload model, every query as a subscriber whose reply is its reply model or the
+error reply, and each service's dead letters as a publisher, so the document cannot drift from
+the code. What FastStream cannot say (request-reply, message headers) is added to its output
+from the same models. Regenerate with `make asyncapi` (`python -m stepout_contract.asyncapi >
+docs/asyncapi.json`); a test fails when the committed document is stale.
 """
 
 import json
@@ -12,12 +14,19 @@ from typing import Any, Literal
 from faststream import FastStream
 from faststream.nats import NatsBroker
 from faststream.specification import AsyncAPI
-from pydantic import AwareDatetime, BaseModel, Field, create_model
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
+from pydantic.json_schema import models_json_schema
 
+from . import dead_letters
+from .dead_letters import DeadLetterBody, DeadLetterHeaders
+from .envelope import CONTENT_TYPE
 from .inputs import INPUT_TYPES
-from .outputs import OUTPUT_TYPES, PlanView, ProgressView
+from .outputs import OUTPUT_TYPES
+from .queries import QUERIES, ErrorReply, Query
 
 VERSION = "1"
+SCHEMAS = "#/components/schemas/"
+MESSAGES = "#/components/messages/"
 
 
 def cloud_event_of(type_: str, model: type[BaseModel]) -> type[BaseModel]:
@@ -36,15 +45,20 @@ def cloud_event_of(type_: str, model: type[BaseModel]) -> type[BaseModel]:
     return create_model(name, **fields)
 
 
-class UserQuery(BaseModel):
-    user_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+class OutputHeaders(BaseModel):
+    """The NATS headers of every output. NATS may add headers of its own (`Nats-Expected-Stream`)."""
 
+    model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)
 
-class HistoryQuery(UserQuery):
-    limit: int = Field(100, ge=1, le=1000)
+    msg_id: str = Field(
+        alias=dead_letters.MSG_ID,
+        description="the CloudEvent id, also when the output is published again: JetStream keeps it once",
+    )
+    content_type: str = Field(alias="Content-Type", json_schema_extra={"const": CONTENT_TYPE})
 
 
 def build(prefix: str = "stepout") -> FastStream:
+    """The FastStream application that declares every subject of the contract under `prefix`."""
     broker = NatsBroker(description="stepout: paced rejection therapy over NATS JetStream (CONTRACT.md)")
 
     def document_input(type_: str, family: str, name: str, model: type[BaseModel]) -> None:
@@ -65,15 +79,27 @@ def build(prefix: str = "stepout") -> FastStream:
             description=f"Published by stepout with header Nats-Msg-Id equal to the CloudEvent id ({type_}).",
         )
 
-    def document_query(name: str, request: type[BaseModel], reply: type[BaseModel] | None) -> None:
-        @broker.subscriber(f"{prefix}.query.{name}", title=f"query.{name}")
-        async def answer(body: request) -> reply:  # type: ignore[valid-type]
-            """Request-reply; errors are {"error": {"code", "message"}}."""
-            raise NotImplementedError
+    def document_query(query: Query) -> None:
+        @broker.subscriber(
+            f"{prefix}.query.{query.name}",
+            title=f"query.{query.name}",
+            description=f"{query.description} Request-reply, answered by the {query.answered_by}: "
+            f"the reply is a {query.reply.__name__}, or an ErrorReply.",
+        )
+        async def answer(body: query.request) -> None:  # type: ignore[name-defined]
+            """Request-reply."""
 
-    document_query("progress", UserQuery, ProgressView)
-    document_query("plan", UserQuery, PlanView)
-    document_query("history", HistoryQuery, None)
+    for query in QUERIES:
+        document_query(query)
+
+    for service in dead_letters.SERVICES:
+        broker.publisher(
+            f"{prefix}.deadletter.{service}",
+            title=f"deadletter.{service}",
+            schema=DeadLetterBody,
+            description=f"Inputs the {service} cannot accept, each published once with the body as sent and "
+            "headers saying why; the input is then acked and never redelivered (CONTRACT §5).",
+        )
 
     return FastStream(
         broker,
@@ -84,8 +110,56 @@ def build(prefix: str = "stepout") -> FastStream:
 app = build()
 
 
-def document() -> dict[str, Any]:
-    return app.schema.to_specification().to_jsonable()  # type: ignore[no-any-return,union-attr]
+def document(prefix: str = "stepout") -> dict[str, Any]:
+    """The AsyncAPI document (3.0) of the contract with every subject under `prefix`."""
+    doc: dict[str, Any] = build(prefix).schema.to_specification().to_jsonable()  # type: ignore[union-attr]
+    _add_schemas(doc, [ErrorReply, *(query.reply for query in QUERIES), OutputHeaders, DeadLetterHeaders])
+    for family, name, _ in OUTPUT_TYPES.values():
+        message = _message_of(doc, f"{family}.{name}")
+        message["headers"] = {"$ref": SCHEMAS + OutputHeaders.__name__}
+        message["contentType"] = CONTENT_TYPE
+    for service in dead_letters.SERVICES:
+        message = _message_of(doc, f"deadletter.{service}")
+        message["headers"] = {"$ref": SCHEMAS + DeadLetterHeaders.__name__}
+        message["contentType"] = "application/octet-stream"
+    for query in QUERIES:
+        _add_reply(doc, query)
+    return doc
+
+
+def _add_schemas(doc: dict[str, Any], models: list[type[BaseModel]]) -> None:
+    """Put the JSON schemas of `models` (and of the models they hold) beside FastStream's."""
+    _, top = models_json_schema([(model, "validation") for model in models], ref_template=SCHEMAS + "{model}")
+    schemas = doc["components"]["schemas"]
+    for name, schema in top["$defs"].items():
+        if schemas.setdefault(name, schema) != schema:
+            raise ValueError(f"two different schemas are named {name}")
+
+
+def _message_of(doc: dict[str, Any], channel: str) -> dict[str, Any]:
+    [ref] = [message["$ref"] for message in doc["channels"][channel]["messages"].values()]
+    found: dict[str, Any] = doc["components"]["messages"][ref.removeprefix(MESSAGES)]
+    return found
+
+
+def _add_reply(doc: dict[str, Any], query: Query) -> None:
+    """The reply of a query: a channel with no address of its own (the request's reply subject)."""
+    name = f"query.{query.name}"
+    channel, message = f"{name}.reply", f"{name}:Reply"
+    doc["components"]["messages"][message] = {
+        "title": message,
+        "summary": f"{query.reply.__name__}, or ErrorReply when the query cannot be answered",
+        "payload": {"oneOf": [{"$ref": SCHEMAS + query.reply.__name__}, {"$ref": SCHEMAS + ErrorReply.__name__}]},
+    }
+    doc["channels"][channel] = {
+        "address": None,
+        "description": f"The reply to a {name} request, on the request's reply subject (NATS request-reply).",
+        "messages": {"Reply": {"$ref": MESSAGES + message}},
+    }
+    doc["operations"][name]["reply"] = {
+        "channel": {"$ref": f"#/channels/{channel}"},
+        "messages": [{"$ref": f"#/channels/{channel}/messages/Reply"}],
+    }
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
 from .bounds import KNOWN_TIMEZONES, ZONE_NAME_MAX_CHARS, BoundedTime
 from .subjects import USER_ID_PATTERN
@@ -29,11 +29,19 @@ def _known_timezone(name: str) -> str:
     return name
 
 
+UUID_WORDS = "must be a UUID such as 3f1c0e4e-5b7a-4c1e-9d0a-2b1f6f0f9a11"
+
+
 def _uuid_text(value: str) -> str:
-    return str(UUID(value))
+    if not 32 <= len(value) <= 45:
+        raise ValueError(UUID_WORDS)
+    try:
+        return str(UUID(value))
+    except ValueError:
+        raise ValueError(UUID_WORDS) from None
 
 
-UuidText = Annotated[str, Field(min_length=32, max_length=45), AfterValidator(_uuid_text)]
+UuidText = Annotated[StrictStr, AfterValidator(_uuid_text)]
 
 
 class _Input(BaseModel):

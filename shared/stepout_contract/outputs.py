@@ -2,14 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-Reason = Literal["start", "repeat", "step_up", "step_down", "ease_off", "resume"]
+Reason = Literal["start", "repeat", "step_up", "step_down", "ease_off", "resume", "returning"]
 PauseReason = Literal["overload", "crisis", "participant", "withdrawn"]
 Severity = Literal["caution", "high", "crisis"]
 Outcome = Literal["rejected", "accepted", "hostile", "escaped", "skipped"]
+# Why a recorded input changed nothing, or less than it asked (`plan.notice`).
+NoticeReason = Literal[
+    "stale",
+    "no_change",
+    "pause_over",
+    "crisis_pause",
+    "overload_hold",
+    "already_paused",
+    "not_paused",
+    "already_withdrawn",
+    "assignment_not_open",
+    "challenge_not_assigned",
+]
 
 
 class _Output(BaseModel):
@@ -81,6 +94,7 @@ class LastAttempt(_Output):
     outcome: Outcome
     suds_peak: int | None
     occurred_at: AwareDatetime
+    after_break: bool = False
 
 
 class ProgressView(_Output):
@@ -97,19 +111,58 @@ class ProgressView(_Output):
     ruleset_version: str
     position: int
     last_attempt: LastAttempt | None = None
+    practice_level: int | None = None
+    streak_until: AwareDatetime | None = None
+    withdrawn: bool = False
+    erased: bool = False
 
 
 class PlanView(_Output):
     user_id: str
     status: Literal["active", "paused", "withdrawn"]
-    level: int
+    level: int | None
     open_assignment: ChallengeAssigned | None
     paused_until: AwareDatetime | None
+    plan_level: int | None = None
+    erased: bool = False
+
+
+class PlanResumed(_Output):
+    """The plan active again: by the participant's resume, a coach's review ending a crisis pause,
+    or a pause's end passing (`reason` null for decisions recorded before reasons were)."""
+
+    user_id: str
+    reason: Literal["participant", "review", "pause_ended"] | None
+    resumed_at: AwareDatetime
+
+
+class PlanNotice(_Output):
+    """An input that was recorded but changed nothing, or less than it asked, and why."""
+
+    user_id: str
+    input_type: str
+    input_id: str | None
+    attempt_id: str | None
+    reason: NoticeReason
+    detail: str
+
+
+class ParticipantErased(_Output):
+    """Not published: what history and audit exports show of an erased participant, per service."""
+
+    user_id: str
+    request_id: str
+    summary: dict[str, Any]
+
+
+ERASED_TYPE = "stepout.participant.erased.v1"
 
 
 OUTPUT_TYPES: dict[str, tuple[str, str, type[_Output]]] = {
     "stepout.challenge.assigned.v1": ("challenge", "assigned", ChallengeAssigned),
     "stepout.plan.paused.v1": ("plan", "paused", PlanPaused),
+    "stepout.plan.resumed.v1": ("plan", "resumed", PlanResumed),
+    "stepout.plan.notice.v1": ("plan", "notice", PlanNotice),
     "stepout.progress.updated.v1": ("progress", "updated", ProgressView),
     "stepout.overload.warning.v1": ("overload", "warning", OverloadWarning),
     "stepout.overload.cleared.v1": ("overload", "cleared", OverloadCleared),

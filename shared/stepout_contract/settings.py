@@ -36,7 +36,14 @@ class Settings(BaseSettings):
     postgres_dsn: str | None = None
     # Each service keeps its tables in schema "<postgres_schema>_<service>" (additive).
     postgres_schema: str = Field("stepout", pattern=r"^[a-z_][a-z0-9_]{0,40}$")
+    # The master key (base64 of 16, 24 or 32 bytes). Unset in development: one is made on first start
+    # under the data directory. Every key stepout uses is wrapped under a key derived from it.
     cipher_key: str | None = None
+    # "production" refuses to start without a master key and API tokens it was given.
+    environment: Literal["development", "production"] = "development"
+    # Where the key store lives when it is not the data directory's keys.db (a PostgreSQL DSN): keep it
+    # where the event store's backups are not, so that destroying a participant's key erases for good.
+    keystore_dsn: str | None = None
     # `ROLE:TOKEN,...` for the HTTP `/v1/` routes (CONTRACT §7); unset: a token made on first start.
     api_tokens: str | None = None
     planner_port: int = Field(8081, ge=0, le=65535)
@@ -111,6 +118,11 @@ class Settings(BaseSettings):
     def check_store(self) -> None:
         if self.store == "postgres" and not self.postgres_dsn:
             raise SettingsError("STEPOUT_POSTGRES_DSN: required when STEPOUT_STORE=postgres")
+        if self.environment == "production":
+            if self.cipher_key is None:
+                raise SettingsError("STEPOUT_CIPHER_KEY: required when STEPOUT_ENVIRONMENT=production")
+            if self.api_tokens is None:
+                raise SettingsError("STEPOUT_API_TOKENS: required when STEPOUT_ENVIRONMENT=production")
 
 
 def load_settings() -> Settings:

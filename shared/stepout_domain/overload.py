@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from stepout_domain.attempts import Attempt, Outcome
+from stepout_domain.breaks import since_break
 from stepout_domain.ruleset import RuleSet
 
 
@@ -55,15 +56,16 @@ class RuleHit:
         return {"rule": self.rule, "observed": self.observed, "threshold": self.threshold}
 
 
-def attempts_at_level(attempts: Sequence[Attempt], level: int) -> list[Attempt]:
+def attempts_at_level(attempts: Sequence[Attempt], level: int, restart_after_days: int | None = None) -> list[Attempt]:
     """The attempts since the participant last arrived at `level`, oldest first.
 
     Scans back from the newest attempt and stops at the first attempt at another
     level that came from an assignment; self-chosen attempts (no `assignment_id`)
-    at other levels are skipped without breaking the run.
+    at other levels are skipped without breaking the run. With `restart_after_days`,
+    the run also starts again after a break that long (`breaks.since_break`).
     """
     run: list[Attempt] = []
-    for attempt in reversed(attempts):
+    for attempt in reversed(since_break(attempts, restart_after_days)):
         if attempt.level == level:
             run.append(attempt)
         elif attempt.assignment_id is not None:
@@ -104,7 +106,9 @@ def _no_habituation(history: Sequence[Attempt], rules: RuleSet) -> RuleHit | Non
     a peak, and the latest such peak is not below the first. Observed is the latest
     peak, threshold the first."""
     peaks = [
-        (a.attempt_id, a.suds_peak) for a in attempts_at_level(history, history[-1].level) if a.suds_peak is not None
+        (a.attempt_id, a.suds_peak)
+        for a in attempts_at_level(history, history[-1].level, rules.return_after_days)
+        if a.suds_peak is not None
     ]
     if len(peaks) < rules.no_habituation_min_attempts:
         return None

@@ -33,6 +33,7 @@ class LastAttempt:
     outcome: Outcome
     suds_peak: int | None
     occurred_at: datetime
+    after_break: bool = False  # the first attempt after a break (rule sets with `return_after_days`)
 
 
 @dataclass(frozen=True, slots=True)

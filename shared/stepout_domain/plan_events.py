@@ -15,8 +15,10 @@ from stepout_domain.attempts import Outcome
 from stepout_domain.overload import Severity
 from stepout_domain.warnings import ClearedBy, rfc3339
 
-AssignmentReason = Literal["start", "repeat", "step_up", "step_down", "ease_off", "resume"]
+AssignmentReason = Literal["start", "repeat", "step_up", "step_down", "ease_off", "resume", "returning"]
 PauseReason = Literal["overload", "crisis", "participant", "withdrawn"]
+# Why a pause ended: the participant's resume, a coach's review clearing a crisis, or its end passing.
+ResumeReason = Literal["participant", "review", "pause_ended"]
 CancelReason = Literal["paused", "resumed", "rescheduled", "withdrawn"]
 
 # Fixed for ever: changing it would change every assignment id and break exactly-once publishing.
@@ -123,6 +125,7 @@ class ProgressObserved:
     outcome: Outcome
     suds_peak: int | None
     at: datetime
+    occurred_at: datetime | None = None  # None in decisions recorded before it was
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +166,10 @@ class PlanPaused:
 
 @dataclass(frozen=True, slots=True)
 class PlanResumed:
+    """The plan active again; `reason` is None in decisions recorded before reasons were."""
+
     at: datetime
+    reason: ResumeReason | None = None
 
 
 @dataclass(frozen=True, slots=True)

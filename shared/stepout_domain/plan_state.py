@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from stepout_domain.attempts import Outcome
+from stepout_domain.attempts import COMPLETED_OUTCOMES, Outcome
 from stepout_domain.catalog import CATEGORIES
 from stepout_domain.overload import Severity
 from stepout_domain.plan_events import (
@@ -88,10 +88,17 @@ class PlanState:
     last_position: int = 0
     seen_warning_ids: frozenset[str] = frozenset()
     clock: datetime | None = None
+    erased: bool = False
+    # (local day, completed attempts that occurred on it), today and later: the daily limit in attempts.
+    completed_by_day: tuple[tuple[date, int], ...] = ()
 
     def assignments_on(self, day: date) -> int:
         """How many live assignments have their `not_before` on local `day`."""
         return dict(self.day_counts).get(day, 0)
+
+    def completed_on(self, day: date) -> int:
+        """How many completed attempts occurred on local `day`."""
+        return dict(self.completed_by_day).get(day, 0)
 
     def easing_off_at(self, moment: datetime) -> bool:
         return self.ease_off_until is not None and moment < self.ease_off_until
@@ -145,7 +152,7 @@ def _apply(state: PlanState, event: PlanEvent) -> PlanState:
         case AssignmentCancelled():
             return _cancelled(state)
         case ProgressObserved():
-            return replace(state, last_position=max(state.last_position, event.position))
+            return _observed(state, event)
         case WarningObserved():
             ease_off_until = state.ease_off_until
             if event.ease_off_until is not None:
@@ -187,7 +194,7 @@ def _apply(state: PlanState, event: PlanEvent) -> PlanState:
         case Reviewed():
             return state
         case Withdrawn():
-            return replace(state, status="withdrawn", open_assignment=None)
+            return replace(state, status="withdrawn", open_assignment=None, erased=state.erased or event.erase)
 
 
 def _assigned(state: PlanState, event: ChallengeAssigned) -> PlanState:
@@ -207,6 +214,18 @@ def _assigned(state: PlanState, event: ChallengeAssigned) -> PlanState:
         day_counts=tuple(sorted(counts.items())),
         skipped_in_a_row_at_level=0 if level_changed else state.skipped_in_a_row_at_level,
     )
+
+
+def _observed(state: PlanState, event: ProgressObserved) -> PlanState:
+    state = replace(state, last_position=max(state.last_position, event.position))
+    if event.occurred_at is None or event.outcome not in COMPLETED_OUTCOMES:
+        return state
+    today = local_day(event.at, state.timezone)
+    counts = {d: n for d, n in state.completed_by_day if d >= today}
+    day = local_day(event.occurred_at, state.timezone)
+    if day >= today:  # an attempt synced late counts for its own day, which is over
+        counts[day] = counts.get(day, 0) + 1
+    return replace(state, completed_by_day=tuple(sorted(counts.items())))
 
 
 def _cancelled(state: PlanState) -> PlanState:

@@ -131,6 +131,9 @@ def decide(state: PlanState, command: PlanCommand, rules: RuleSet, catalog: Cata
     if not state.enrolled and not isinstance(command, Enrol):
         return []
     if state.status == "withdrawn":
+        # Erasure may be asked for after leaving: the only thing a withdrawn plan still decides.
+        if isinstance(command, Withdraw) and command.erase and not state.erased:
+            return [Withdrawn(True, at=max(command.at.astimezone(UTC), state.clock or command.at))]
         return []
     if isinstance(command, ObserveProgress) and command.position <= state.last_position:
         return []
@@ -180,6 +183,7 @@ def _observe_progress(d: _Decision, command: ObserveProgress) -> None:
             outcome=attempt.outcome,
             suds_peak=attempt.suds_peak,
             at=d.now,
+            occurred_at=attempt.occurred_at.astimezone(UTC),
         )
     )
     open_assignment = d.state.open_assignment
@@ -205,6 +209,8 @@ def _next_step(d: _Decision, command: ObserveProgress) -> tuple[AssignmentReason
     """Step down, step up or repeat after an attempt (DOMAIN.md "Step down", "Ready to step up")."""
     s, rules, attempt = d.state, d.rules, command.last_attempt
     peak = attempt.suds_peak
+    if attempt.after_break and rules.return_after_days is not None:
+        return "returning", max(MIN_LEVEL, s.level - 1)
     if (
         (peak is not None and peak >= rules.step_down_peak)
         or (attempt.outcome == Outcome.ESCAPED and peak is not None and peak >= rules.step_down_escape_peak)
@@ -265,7 +271,7 @@ def _observe_clearing(d: _Decision, command: ObserveClearing) -> None:
     d.emit(ClearingObserved(command.warning_id, command.cleared_at.astimezone(UTC), command.by, at=d.now))
     if command.by == "review" and d.state.pause_reason == "crisis":
         # The tracker decides whether a review covers the crisis; the plan follows its clearing.
-        d.emit(PlanResumed(at=d.now))
+        d.emit(PlanResumed(at=d.now, reason="review"))
         _reschedule(d, "resumed")
 
 
@@ -294,7 +300,7 @@ def _resume(d: _Decision, command: Resume) -> None:
         _repause(d, PlanPaused("overload", hold, s.pause_warning_id, at=d.now, hold_until=hold))
         return
     _cancel_open(d, "resumed")
-    d.emit(PlanResumed(at=d.now))
+    d.emit(PlanResumed(at=d.now, reason="participant"))
     _reschedule(d, "resumed")
 
 
@@ -324,7 +330,7 @@ def _end_elapsed_pause(d: _Decision) -> None:
     """A pause whose end has passed is over; its `resume` assignment was issued when it began."""
     s = d.state
     if s.status == "paused" and s.paused_until is not None and d.now >= s.paused_until:
-        d.emit(PlanResumed(at=s.paused_until))
+        d.emit(PlanResumed(at=s.paused_until, reason="pause_ended"))
 
 
 def _repause(d: _Decision, pause: PlanPaused) -> None:
@@ -352,7 +358,7 @@ def _reschedule(d: _Decision, reason: CancelReason) -> None:
 def _issue(d: _Decision, reason: AssignmentReason, plan_level: int, earliest: datetime) -> None:
     """Issue the next assignment: the first moment the daily limit allows, eased off if it falls in ease-off."""
     s = d.state
-    not_before = _first_free_moment(s, max(earliest, d.now))
+    not_before = _first_free_moment(s, max(earliest, d.now), d.rules)
     level = plan_level
     if reason in _EASED and s.easing_off_at(not_before):
         reason = "ease_off"
@@ -375,9 +381,11 @@ def _issue(d: _Decision, reason: AssignmentReason, plan_level: int, earliest: da
     d.emit(ChallengeAssigned(assignment, plan_level, at=d.now))
 
 
-def _first_free_moment(s: PlanState, moment: datetime) -> datetime:
-    """`moment`, or the next local midnight after which a day still has room (DOMAIN.md daily limit)."""
-    while s.assignments_on(local_day(moment, s.timezone)) >= s.daily_limit:
+def _first_free_moment(s: PlanState, moment: datetime, rules: RuleSet) -> datetime:
+    """`moment`, or the next local midnight after which a day still has room under the daily limit:
+    of assignments issued, or (rule sets counting attempts) of attempts completed that day."""
+    counted = s.completed_on if rules.daily_limit_counts == "attempts" else s.assignments_on
+    while counted(local_day(moment, s.timezone)) >= s.daily_limit:
         moment = next_local_midnight(moment, s.timezone)
     return moment
 

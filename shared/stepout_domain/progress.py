@@ -12,13 +12,18 @@ from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from stepout_domain.attempts import COMPLETED_OUTCOMES, Attempt, Outcome
+from stepout_domain.breaks import ends_a_break
 from stepout_domain.overload import attempts_at_level
+from stepout_domain.plan_state import next_local_midnight
 from stepout_domain.ruleset import RuleSet
 from stepout_domain.warnings import Warning, rfc3339
 
 __all__ = [
+    "as_of",
     "attempts_at_level",
     "current_level",
+    "empty_view",
+    "erased_view",
     "is_ready",
     "progress_view",
     "streak_days",
@@ -56,7 +61,7 @@ def is_ready(attempts: Sequence[Attempt], level: int, now: datetime, timezone: s
     - the last `bored_last_completed` completed attempts all peaked at
       `bored_peak_max` or below ("bored" needs no window and ignores avoidance).
     """
-    run = attempts_at_level(attempts, level)
+    run = attempts_at_level(attempts, level, rules.return_after_days)
     completed = [a for a in run if a.completed]
     return _bored(completed, rules) or _habituated(run, completed, now, ZoneInfo(timezone), rules)
 
@@ -118,7 +123,7 @@ def _expectancy(attempts: Sequence[Attempt]) -> float | None:
     return round(sum(reported) / len(reported), 1) if reported else None
 
 
-def _last_attempt(attempt: Attempt) -> dict[str, object]:
+def _last_attempt(attempt: Attempt, after_break: bool) -> dict[str, object]:
     return {
         "attempt_id": attempt.attempt_id,
         "assignment_id": attempt.assignment_id,
@@ -127,7 +132,16 @@ def _last_attempt(attempt: Attempt) -> dict[str, object]:
         "outcome": attempt.outcome.value,
         "suds_peak": attempt.suds_peak,
         "occurred_at": rfc3339(attempt.occurred_at),
+        "after_break": after_break,
     }
+
+
+def streak_until(attempts: Sequence[Attempt], timezone: str) -> datetime | None:
+    """Until when the streak stands without a new completed attempt: the end of the local day after
+    its last day (None when there is no streak)."""
+    if not attempts or streak_days(attempts, timezone) == 0:
+        return None
+    return next_local_midnight(next_local_midnight(attempts[-1].occurred_at, timezone), timezone)
 
 
 def progress_view(
@@ -137,6 +151,7 @@ def progress_view(
     active_warning: Warning | None,
     rules: RuleSet,
     arrived: Attempt | None = None,
+    withdrawn: bool = False,
 ) -> dict[str, object]:
     """The progress view (CONTRACT §4), plus `last_attempt` for the planner; JSON-ready.
 
@@ -151,11 +166,13 @@ def progress_view(
     counts = dict.fromkeys((o.value for o in Outcome), 0)
     for attempt in attempts:
         counts[attempt.outcome.value] += 1
-    run = attempts_at_level(attempts, level) if level is not None else []
+    run = attempts_at_level(attempts, level, rules.return_after_days) if level is not None else []
     peaks = [a.suds_peak for a in run if a.suds_peak is not None]
+    until = streak_until(attempts, timezone)
     return {
         "user_id": user_id,
         "level": level,
+        "practice_level": level,
         "level_ready": (
             level is not None and last is not None and is_ready(attempts, level, last.occurred_at, timezone, rules)
         ),
@@ -168,9 +185,50 @@ def progress_view(
         },
         "expectancy_last5": _expectancy(attempts),
         "streak_days": streak_days(attempts, timezone),
+        "streak_until": rfc3339(until) if until is not None else None,
         "active_warning": active_warning.as_active() if active_warning is not None else None,
         "last_attempt_at": rfc3339(last.occurred_at) if last is not None else None,
         "ruleset_version": rules.version,
         "position": len(attempts),
-        "last_attempt": _last_attempt(told) if told is not None else None,
+        "last_attempt": (
+            _last_attempt(told, ends_a_break(attempts, told, rules.return_after_days)) if told is not None else None
+        ),
+        "withdrawn": withdrawn,
+        "erased": False,
     }
+
+
+def empty_view(user_id: str, rules: RuleSet) -> dict[str, object]:
+    """The progress view of an enrolled participant with no attempt yet."""
+    return progress_view(user_id, (), "UTC", None, rules)
+
+
+def erased_view(user_id: str, summary: dict[str, object], ruleset_version: str) -> dict[str, object]:
+    """The progress view once a participant is erased: their counts, nothing personal."""
+    return {
+        "user_id": user_id,
+        "level": None,
+        "practice_level": None,
+        "level_ready": False,
+        "attempts": summary["attempts"],
+        "completed": summary["completed"],
+        "at_level": {"attempts": 0, "first_peak": None, "latest_peak": None},
+        "expectancy_last5": None,
+        "streak_days": 0,
+        "streak_until": None,
+        "active_warning": None,
+        "last_attempt_at": None,
+        "ruleset_version": ruleset_version,
+        "position": summary["position"],
+        "last_attempt": None,
+        "withdrawn": True,
+        "erased": True,
+    }
+
+
+def as_of(view: dict[str, object], now: datetime) -> dict[str, object]:
+    """A stored view as it reads at `now`: a streak whose time ran out is over."""
+    until = view.get("streak_until")
+    if isinstance(until, str) and datetime.fromisoformat(until) <= now:
+        return {**view, "streak_days": 0, "streak_until": None}
+    return view

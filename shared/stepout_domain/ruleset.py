@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -19,48 +19,118 @@ class RuleSet(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    version: str = Field(min_length=1, max_length=32)
+    version: str = Field(
+        min_length=1, max_length=32, description="the rule set's name, stamped on every decision it makes"
+    )
 
     # Ladder
-    max_step_up: int = Field(1, ge=1, le=9)
+    max_step_up: int = Field(1, ge=1, le=9, description="most levels a step up may climb above the current level")
 
     # Ready to step up from level L
-    ready_min_completed: int = Field(3, ge=1)
-    ready_min_days: int = Field(2, ge=1)
-    ready_window_days: int = Field(14, ge=1)
-    ready_no_avoidance_last: int = Field(2, ge=0)
-    ready_peak_ratio: float = Field(0.5, gt=0, le=1)
-    ready_after_max: int = Field(20, ge=0, le=100)
-    bored_last_completed: int = Field(2, ge=1)
-    bored_peak_max: int = Field(20, ge=0, le=100)
+    ready_min_completed: int = Field(
+        3,
+        ge=1,
+        description="completed attempts at the level, within the readiness window, needed to be ready to step up",
+    )
+    ready_min_days: int = Field(2, ge=1, description="different local days those completed attempts must fall on")
+    ready_window_days: int = Field(
+        14, ge=1, description="days back from the latest attempt within which readiness counts completed attempts"
+    )
+    ready_no_avoidance_last: int = Field(
+        2, ge=0, description="latest attempts at the level none of which may be escaped or skipped to be ready"
+    )
+    ready_peak_ratio: float = Field(
+        0.5,
+        gt=0,
+        le=1,
+        description="ready when the lower of the last 2 peaks at the level is at most this fraction of its first peak",
+    )
+    ready_after_max: int = Field(
+        20, ge=0, le=100, description="or ready when the last suds_after at the level is at most this (SUDS)"
+    )
+    bored_last_completed: int = Field(
+        2,
+        ge=1,
+        description="latest completed attempts at the level that, all peaking low, make a participant ready (bored)",
+    )
+    bored_peak_max: int = Field(20, ge=0, le=100, description="peak SUDS at or below which those attempts count as low")
 
     # Step down to L-1
-    step_down_peak: int = Field(90, ge=0, le=100)
-    step_down_escape_peak: int = Field(70, ge=0, le=100)
-    step_down_skipped_assignments: int = Field(2, ge=1)
+    step_down_peak: int = Field(
+        90, ge=0, le=100, description="an attempt peaking at or above this (SUDS) brings a step down"
+    )
+    step_down_escape_peak: int = Field(
+        70, ge=0, le=100, description="an escaped attempt peaking at or above this (SUDS) brings a step down"
+    )
+    step_down_skipped_assignments: int = Field(
+        2, ge=1, description="assignments skipped in a row at the level that bring a step down"
+    )
 
     # Overload rules
-    high_distress_peak: int = Field(85, ge=0, le=100)
-    high_distress_count: int = Field(2, ge=1)
-    high_distress_last: int = Field(3, ge=1)
-    high_distress_window_days: int = Field(7, ge=1)
-    no_habituation_min_attempts: int = Field(4, ge=2)
-    escapes_count: int = Field(2, ge=1)
-    escapes_last: int = Field(5, ge=1)
-    rejection_streak_length: int = Field(5, ge=2)
-    rejection_streak_window_hours: int = Field(24, ge=1)
-    hostile_count: int = Field(2, ge=1)
-    hostile_window_days: int = Field(7, ge=1)
+    high_distress_peak: int = Field(
+        85, ge=0, le=100, description="peak SUDS at or above which an attempt counts for high_distress"
+    )
+    high_distress_count: int = Field(
+        2, ge=1, description="such attempts among the last high_distress_last that raise high_distress"
+    )
+    high_distress_last: int = Field(3, ge=1, description="latest attempts with a peak that high_distress looks at")
+    high_distress_window_days: int = Field(
+        7, ge=1, description="days back from the judged attempt within which high_distress counts them"
+    )
+    no_habituation_min_attempts: int = Field(
+        4, ge=2, description="attempts with a peak at the current level before no_habituation can hold"
+    )
+    escapes_count: int = Field(2, ge=1, description="escaped attempts among the last escapes_last that raise escapes")
+    escapes_last: int = Field(5, ge=1, description="latest attempts, of any outcome, that escapes looks at")
+    rejection_streak_length: int = Field(
+        5, ge=2, description="consecutive completed attempts ending in rejected or hostile that raise rejection_streak"
+    )
+    rejection_streak_window_hours: int = Field(
+        24, ge=1, description="hours back from the judged attempt within which the streak counts"
+    )
+    hostile_count: int = Field(2, ge=1, description="hostile outcomes that raise hostile_rejections")
+    hostile_window_days: int = Field(
+        7, ge=1, description="days back from the judged attempt within which hostile_rejections counts them"
+    )
 
     # Warnings
-    escalate_warnings: int = Field(3, ge=1)
-    escalate_window_days: int = Field(30, ge=1)
-    clear_after_hours_caution: int = Field(24, ge=0)
-    clear_after_hours_high: int = Field(48, ge=0)
+    escalate_warnings: int = Field(
+        3,
+        ge=1,
+        description="warnings within escalate_window_days, the new one included, that flag the participant for a coach",
+    )
+    escalate_window_days: int = Field(
+        30, ge=1, description="days back from a new warning within which escalation counts warnings"
+    )
+    clear_after_hours_caution: int = Field(
+        24, ge=0, description="hours a caution stays at least, even when its rules no longer hold"
+    )
+    clear_after_hours_high: int = Field(
+        48, ge=0, description="hours a high warning stays at least, even when its rules no longer hold"
+    )
 
     # Planner response
-    ease_off_days: int = Field(2, ge=0)
-    high_pause_hours: int = Field(48, ge=1)
+    ease_off_days: int = Field(
+        2, ge=0, description="local days after a caution during which assignments are eased off one level lower"
+    )
+    high_pause_hours: int = Field(48, ge=1, description="hours the plan pauses after a high warning")
+    daily_limit_counts: Literal["assignments", "attempts"] = Field(
+        "assignments",
+        description=(
+            "what a participant's daily_limit counts per local day: assignments issued, or attempts completed "
+            "(by the day each attempt occurred)"
+        ),
+    )
+
+    # Coming back after a break
+    return_after_days: int | None = Field(
+        None,
+        ge=1,
+        description=(
+            "days without a completed attempt after which the baseline at the level restarts and the next "
+            "assignment is one level lower (returning)"
+        ),
+    )
 
     @model_validator(mode="after")
     def _windows_hold_their_counts(self) -> RuleSet:
@@ -71,8 +141,11 @@ class RuleSet(BaseModel):
         return self
 
 
+# The base thresholds (every field's default): rule set 2026.1, built in.
 DEFAULT_VERSION = "2026.1"
 DEFAULT_RULESET = RuleSet(version=DEFAULT_VERSION)
+# The rule set in force when STEPOUT_RULESET names none (shipped in data/rulesets/).
+CURRENT_VERSION = "2026.3"
 
 _REGISTRY: dict[str, RuleSet] = {DEFAULT_VERSION: DEFAULT_RULESET}
 
@@ -109,9 +182,9 @@ def parse_ruleset(data: dict[str, Any], origin: str = "rule set") -> RuleSet:
 
 
 def load_ruleset(path: str | Path | None) -> RuleSet:
-    """The rule set in force: the default, or the JSON file at `path`, registered by its version."""
+    """The rule set in force: CURRENT_VERSION, or the JSON file at `path`, registered by its version."""
     if path is None or str(path) == "":
-        return DEFAULT_RULESET
+        return by_version(CURRENT_VERSION)
     file = Path(path)
     try:
         data = json.loads(file.read_text(encoding="utf-8"))

@@ -21,11 +21,13 @@ rebuilds it exactly). Time comes from the inputs, never from a clock:
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass, replace
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from stepout_domain import overload, progress, warnings
-from stepout_domain.attempts import Attempt
+from stepout_domain.attempts import Attempt, Outcome
 from stepout_domain.ruleset import RuleSet
 
 # How many inputs' CloudEvent ids a participant's state remembers (attempts have their own key).
@@ -50,6 +52,8 @@ class TrackerState:
     erased: bool = False
     attempts: tuple[Attempt, ...] = ()  # by `occurred_at`, arrival order among equal times
     attempt_ids: frozenset[str] = frozenset()
+    # What each attempt said, as a digest, so that an `attempt_id` used again with other content is told apart.
+    attempt_digests: Mapping[str, str] = field(default_factory=dict)
     active_warning: warnings.Warning | None = None
     active_since: datetime | None = None  # when the input that raised the active warning arrived
     warnings_raised_at: tuple[datetime, ...] = ()
@@ -59,6 +63,9 @@ class TrackerState:
     last_reported_at: datetime | None = None  # of the latest attempt recorded
     enrolment_at: datetime | None = None  # when the enrolment in force says it happened
     input_ids: tuple[str, ...] = ()
+    # How many warnings were raised, by severity and by rule: kept through erasure.
+    severity_counts: tuple[tuple[str, int], ...] = ()
+    rule_counts: tuple[tuple[str, int], ...] = ()
 
     def handled(self, input_id: str) -> bool:
         """True when the input with this CloudEvent id already had its effect."""
@@ -68,6 +75,11 @@ class TrackerState:
         """A review no later than the last one recorded covers nothing that one did not: it is the
         same review again (however late it is sent) or an older one, and has no effect."""
         return self.last_review_at is not None and reviewed_at <= self.last_review_at
+
+    def conflicts(self, attempt_id: str, digest: str) -> bool:
+        """True when `attempt_id` was recorded with other content than `digest` says."""
+        known = self.attempt_digests.get(attempt_id)
+        return known is not None and known != digest
 
     def enrolment_is_stale(self, at: datetime) -> bool:
         """An enrolment no later than the one in force is that one again, or an older one: no effect."""
@@ -96,7 +108,9 @@ def with_enrolment(state: TrackerState, timezone: str, at: datetime) -> TrackerS
     return replace(state, timezone=timezone, enrolment_at=at)
 
 
-def with_attempt(state: TrackerState, attempt: Attempt, reported_at: datetime) -> TrackerState:
+def with_attempt(
+    state: TrackerState, attempt: Attempt, reported_at: datetime, digest: str | None = None
+) -> TrackerState:
     """The attempt placed in the history by `occurred_at`; a crisis it reports is kept uncovered."""
     attempts = list(state.attempts)
     at = bisect.bisect_right([a.occurred_at for a in attempts], attempt.occurred_at)
@@ -109,10 +123,17 @@ def with_attempt(state: TrackerState, attempt: Attempt, reported_at: datetime) -
         state,
         attempts=tuple(attempts),
         attempt_ids=state.attempt_ids | {attempt.attempt_id},
+        attempt_digests={**state.attempt_digests, attempt.attempt_id: digest} if digest else state.attempt_digests,
         crisis_reports=crisis_reports,
         crisis_count=crisis_count,
         last_reported_at=reported_at,
     )
+
+
+def _counted(counts: tuple[tuple[str, int], ...], *names: str) -> tuple[tuple[str, int], ...]:
+    total = Counter(dict(counts))
+    total.update(names)
+    return tuple(sorted(total.items()))
 
 
 def with_warning(state: TrackerState, warning: warnings.Warning) -> TrackerState:
@@ -122,6 +143,8 @@ def with_warning(state: TrackerState, warning: warnings.Warning) -> TrackerState
         active_warning=warning,
         active_since=state.last_reported_at,
         warnings_raised_at=(*state.warnings_raised_at, warning.raised_at),
+        severity_counts=_counted(state.severity_counts, warning.severity.value),
+        rule_counts=_counted(state.rule_counts, *(hit.rule for hit in warning.rules)),
     )
 
 
@@ -137,8 +160,35 @@ def with_review(state: TrackerState, reviewed_at: datetime) -> TrackerState:
     return replace(state, crisis_reports=kept, crisis_count=count, last_review_at=reviewed_at)
 
 
-def with_withdrawal(state: TrackerState, erase: bool) -> TrackerState:
-    return replace(state, withdrawn=True, erased=erase)
+def with_withdrawal(state: TrackerState) -> TrackerState:
+    return replace(state, withdrawn=True)
+
+
+def erasure_summary(state: TrackerState) -> dict[str, object]:
+    """What erasure leaves of a participant in the tracker: counts, and the rules that raised warnings."""
+    by_outcome = dict.fromkeys((o.value for o in Outcome), 0)
+    for attempt in state.attempts:
+        by_outcome[attempt.outcome.value] += 1
+    return {
+        "attempts": by_outcome,
+        "completed": sum(1 for attempt in state.attempts if attempt.completed),
+        "position": len(state.attempts),
+        "warnings": dict(state.severity_counts),
+        "rules": dict(state.rule_counts),
+    }
+
+
+def with_erasure(state: TrackerState) -> TrackerState:
+    """Everything personal forgotten: only what tells a repeated input from a new one, and the counts."""
+    return TrackerState(
+        user_id=state.user_id,
+        withdrawn=True,
+        erased=True,
+        attempt_ids=state.attempt_ids,
+        input_ids=state.input_ids,
+        severity_counts=state.severity_counts,
+        rule_counts=state.rule_counts,
+    )
 
 
 # --- Deciding ------------------------------------------------------------------------------
@@ -188,5 +238,11 @@ def progress_view(state: TrackerState, rules: RuleSet, arrived: Attempt | None =
     """The progress view after the latest change; `last_attempt` is the attempt just recorded
     (the one the planner closes an assignment with), the newest one when none is given."""
     return progress.progress_view(
-        state.user_id, state.attempts, state.timezone, state.active_warning, rules, arrived=arrived
+        state.user_id,
+        state.attempts,
+        state.timezone,
+        state.active_warning,
+        rules,
+        arrived=arrived,
+        withdrawn=state.withdrawn,
     )

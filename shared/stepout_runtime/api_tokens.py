@@ -4,14 +4,12 @@ none is set, one made on first start and kept under the data directory (mode 060
 from __future__ import annotations
 
 import hmac
-import logging
-import os
 import secrets
 from pathlib import Path
 
 from stepout_contract.settings import Settings
 
-log = logging.getLogger(__name__)
+from .first_start import made_on_first_start
 
 TOKEN_FILE = "api-tokens"
 # Roles that may read each route family; both roles read everything today.
@@ -32,28 +30,6 @@ def token_file(settings: Settings) -> Path:
     return settings.data_dir / TOKEN_FILE
 
 
-def made_on_first_start(path: Path) -> str:
-    """The token entries kept in `path`, made now (atomically, readable by the owner only) when absent,
-    so that every service sharing the data directory answers to the same token."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        draft = path.with_name(f".{path.name}.{os.getpid()}")
-        fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(f"platform:{secrets.token_urlsafe(32)}\n")
-        try:
-            os.link(draft, path)  # fails if another service made it first: theirs is kept
-            log.warning(
-                "no STEPOUT_API_TOKENS set: made an API token for the /v1/ routes",
-                extra={"token_file": str(path)},
-            )
-        except FileExistsError:
-            pass
-        finally:
-            draft.unlink()
-    return path.read_text().strip()
-
-
 class ApiTokens:
     """Which role, if any, a request's `Authorization` header names."""
 
@@ -62,7 +38,14 @@ class ApiTokens:
 
     @classmethod
     def of(cls, settings: Settings) -> ApiTokens:
-        return cls(settings.api_tokens or made_on_first_start(token_file(settings)))
+        if settings.api_tokens:
+            return cls(settings.api_tokens)
+        made = made_on_first_start(
+            token_file(settings),
+            lambda: f"platform:{secrets.token_urlsafe(32)}",
+            "an API token for the /v1/ routes (no STEPOUT_API_TOKENS set)",
+        )
+        return cls(made)
 
     def role_of(self, authorization: bytes | None) -> str | None:
         """The role of a `Bearer TOKEN` header, compared in constant time with every known token."""

@@ -11,21 +11,25 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import Notification
+from eventsourcing.cipher import AESCipher
+from eventsourcing.domain import Aggregate, Snapshot
+from eventsourcing.persistence import JSONTranscoder, Mapper, Notification
+from eventsourcing.utils import Environment
 
 from stepout_contract.subjects import Subjects
 from stepout_domain.catalog import Catalog
 from stepout_domain.ruleset import RuleSet
 
 from .inbound import Inbound, Retry, Verdict
+from .keystore import KeyStore
 from .metrics import CommonMetrics
+from .personal_events import ErasedData, PersonalMapper
 from .store import TRANSIENT_ERRORS
-from .views import PositionConflict, ViewStore
+from .transcodings import DataclassAsJSON
+from .views import PositionConflict, Rows, ViewStore
 
 log = logging.getLogger(__name__)
 
-Rows = dict[tuple[str, str], dict[str, Any]]
 # The aggregate cache is bounded by the memory its aggregates take (as `cache_weight` estimates it).
 CACHE_BYTES = 192 * 1024 * 1024
 PAGE = 1000
@@ -33,6 +37,14 @@ PAGE = 1000
 
 class Touched(dict[UUID, Aggregate]):
     """The aggregates a batch changed; they are saved together."""
+
+
+class ErasedSnapshot(Snapshot):
+    """The snapshot taken when a participant is erased: it holds nothing personal (the aggregate
+    kept only what erasure leaves), so it is sealed with the store's key and the participant still
+    loads once their own key is destroyed."""
+
+    personal = False
 
 
 class BatchApplication(Application[UUID]):
@@ -43,6 +55,10 @@ class BatchApplication(Application[UUID]):
     """
 
     projection = "view"
+    # An erased participant is loaded from the snapshot taken at erasure.
+    is_snapshotting_enabled = True
+    # Domain state objects an aggregate keeps, stored in its snapshots.
+    snapshot_types: Sequence[type] = ()
 
     def __init__(
         self,
@@ -53,7 +69,12 @@ class BatchApplication(Application[UUID]):
         views: ViewStore,
         subjects: Subjects,
         metrics: CommonMetrics,
+        keys: KeyStore,
+        legacy_cipher_key: str | None = None,
     ) -> None:
+        # The mapper is made by the library's constructor and needs these.
+        self.keys = keys
+        self._legacy_cipher_key = legacy_cipher_key
         super().__init__(env)
         self.rules = rules
         self.catalog = catalog
@@ -65,6 +86,30 @@ class BatchApplication(Application[UUID]):
         # What just-committed batches mean for the outbox, handed over from memory so the relay
         # need not read and decode them again: (first notification id, last id, effects).
         self.outbox_feed: deque[tuple[int, int, list[Any]]] = deque(maxlen=64)
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        # Events stored by the previous release were encrypted, if at all, with STEPOUT_CIPHER_KEY itself.
+        legacy = self._legacy_cipher_key
+        cipher = AESCipher(Environment(self.name, {AESCipher.CIPHER_KEY: legacy})) if legacy else None
+        return PersonalMapper(self.construct_transcoder(), self.keys, cipher)
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        for cls in self.snapshot_types:
+            transcoder.register(DataclassAsJSON(cls))
+
+    def decoded(self, notification: Notification) -> Any | None:
+        """The stored event a notification records; None when it belongs to an erased participant."""
+        try:
+            return self.mapper.to_domain_event(notification)
+        except ErasedData:
+            return None
+
+    def snapshot_erased(self, key: UUID) -> None:
+        """Store the snapshot an erased participant is loaded from once their key is destroyed."""
+        aggregate: Any = self.repository.get(key)
+        assert self.snapshots is not None
+        self.snapshots.put([ErasedSnapshot.take(aggregate)])
 
     # Subclass hooks ---------------------------------------------------------------------------
 
@@ -84,7 +129,7 @@ class BatchApplication(Application[UUID]):
         return ()
 
     def project_page(self, page: Sequence[Notification]) -> Rows:
-        return self.rows_for([self.mapper.to_domain_event(n) for n in page])
+        return self.rows_for([e for n in page if (e := self.decoded(n)) is not None])
 
     def after_commit(self) -> None:
         """Runs after a batch is committed (count metrics decided in the batch)."""

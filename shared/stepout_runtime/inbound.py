@@ -84,12 +84,51 @@ def happened_at(attributes: dict[str, Any]) -> datetime:
     return min(datetime.fromisoformat(time), received) if time else received
 
 
+USER_ID_WORDS = "1 to 64 characters of A-Z a-z 0-9 _ -"
+_TYPE_WORDS = {
+    "missing": "is required",
+    "bool_type": "must be true or false (a JSON boolean)",
+    "int_type": "must be a whole number (a JSON number, not text)",
+    "int_from_float": "must be a whole number",
+    "string_type": "must be text (a JSON string)",
+    "dict_type": "must be a JSON object",
+    "list_type": "must be a list",
+    "tuple_type": "must be a list",
+    "string_pattern_mismatch": "is not in the form it must have",
+}
+
+
+def plain_words(error: Any) -> str:
+    """What a field must be, in plain words, from one pydantic error: never the value it had."""
+    kind, ctx = error["type"], error.get("ctx") or {}
+    field = str(error["loc"][-1]) if error["loc"] else ""
+    if field in ("user_id", "subject") and kind in ("string_pattern_mismatch", "string_too_long", "string_too_short"):
+        return f"is not a valid user id: it must be {USER_ID_WORDS}"
+    if kind == "literal_error":
+        return f"must be one of {ctx.get('expected', 'the values the contract lists')}"
+    if kind in ("greater_than_equal", "greater_than"):
+        return f"must be at least {ctx.get('ge', ctx.get('gt'))}"
+    if kind in ("less_than_equal", "less_than"):
+        return f"must be at most {ctx.get('le', ctx.get('lt'))}"
+    if kind == "string_too_short":
+        return (
+            "must not be empty"
+            if ctx.get("min_length") == 1
+            else f"must be at least {ctx.get('min_length')} characters"
+        )
+    if kind == "string_too_long":
+        return f"must be at most {ctx.get('max_length')} characters"
+    if kind == "value_error":
+        return str(error["msg"]).removeprefix("Value error, ")
+    return _TYPE_WORDS.get(kind, str(error["msg"]))
+
+
 def _validation_detail(exc: ValidationError) -> str:
-    # Only field paths and messages: never the input value, which may be a note.
+    # Field paths and what each must be: never the input value, which may be a note.
     parts = []
-    for error in exc.errors(include_input=False, include_url=False, include_context=False)[:3]:
+    for error in exc.errors(include_input=False, include_url=False)[:3]:
         where = ".".join(str(p) for p in error["loc"]) or "(body)"
-        parts.append(f"{where}: {error['msg']}")
+        parts.append(f"{where}: {plain_words(error)}")
     return "; ".join(parts)[:500]
 
 
@@ -101,6 +140,23 @@ def original_subject(subject: str, subjects: Subjects) -> str:
     if tokens is not None and len(tokens) == 4 and tokens[0].isdigit():
         return f"{subjects.prefix}.{'.'.join(tokens[1:])}"
     return subject
+
+
+def named_users(subject: str, body: bytes, subjects: Subjects) -> set[str]:
+    """Every participant an input names, whatever else is wrong with it: the user id of its subject,
+    its CloudEvent `subject` and its `data.user_id`, where each is a valid user id."""
+    names: list[object] = [subjects.user_of(original_subject(subject, subjects))]
+    if len(body) <= MAX_MESSAGE_BYTES:
+        try:
+            raw = json.loads(body)
+        except Exception:  # noqa: BLE001 - unreadable: it names nobody more
+            raw = None
+        if isinstance(raw, dict):
+            names.append(raw.get("subject"))
+            data = raw.get("data")
+            if isinstance(data, dict):
+                names.append(data.get("user_id"))
+    return {name for name in names if is_user_id(name)}  # type: ignore[misc]
 
 
 def decode(
@@ -169,13 +225,16 @@ def _decode(
         return DeadLetter("unknown_type", "type: not a type this service reads (unknown name or version)")
     family, name, model = known
     tokens = subjects.tokens_of(subject)
-    if tokens is None or len(tokens) != 3 or tokens[:2] != [family, name]:
+    if tokens is None or tokens[:2] != [family, name]:
         return DeadLetter(
             "invalid_subject", f"subject must be {subjects.prefix}.{family}.{name}.<user_id> for {event.type}"
         )
+    if len(tokens) != 3 or not is_user_id(tokens[2]):
+        return DeadLetter(
+            "invalid_subject",
+            f"the user id in the subject is not valid: it must be one subject token of {USER_ID_WORDS}",
+        )
     user_token = tokens[2]
-    if not is_user_id(user_token):
-        return DeadLetter("invalid_subject", "user id in the subject must be 1 to 64 characters of A-Z a-z 0-9 _ -")
     try:
         data = model.model_validate(event.data)
     except ValidationError as exc:

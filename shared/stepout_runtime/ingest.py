@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from nats.aio.msg import Msg
@@ -28,6 +29,7 @@ from pydantic import BaseModel
 
 from stepout_contract.subjects import Subjects
 
+from .dead_letter_index import DeadLetterIndex
 from .inbound import (
     MAX_MESSAGE_BYTES,
     DeadLetter,
@@ -37,6 +39,7 @@ from .inbound import (
     Verdict,
     body_digest,
     decode,
+    named_users,
     original_subject,
 )
 from .metrics import CommonMetrics
@@ -47,6 +50,30 @@ log = logging.getLogger(__name__)
 BatchHandler = Callable[[Sequence[Inbound]], Sequence[Verdict]]
 DLQ_ID_NAMESPACE = uuid.UUID("0f1d2c3b-4a59-5687-9a8b-7c6d5e4f3a2b")
 FETCH_TIMEOUT_S = 1.0
+
+
+def _always(_: str) -> bool:
+    return True
+
+
+def _never(_: str) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class DeadLetters:
+    """How a service treats the inputs it cannot accept.
+
+    `owns(subject)`: whether this service dead-letters an input published on `subject`; an input
+    that two services read is dead-lettered by one of them only (the other acks it, unless it
+    exhausted its own retries). `erased(user_id)`: a participant whose data was erased; their dead
+    letters keep no body. `index`: where each dead letter is recorded under the participants it
+    names, for erasure to find.
+    """
+
+    owns: Callable[[str], bool] = _always
+    erased: Callable[[str], bool] = _never
+    index: DeadLetterIndex | None = None
 
 
 def retry_delay(delivered: int) -> float:
@@ -111,6 +138,7 @@ class IngestLoop:
         batch_size: int,
         max_deliver: int,
         on_committed: Callable[[], None] = lambda: None,
+        dead_letters: DeadLetters | None = None,
     ) -> None:
         self.js = js
         self.consumer = consumer
@@ -123,6 +151,7 @@ class IngestLoop:
         self.max_deliver = max_deliver
         self.origin: Origin = "platform" if consumer.stream == subjects.in_stream else "stepout"
         self.on_committed = on_committed
+        self.dead_letters = dead_letters or DeadLetters()
         self._stopping = asyncio.Event()
         self.batches = 0
         # participant -> (stream seq of their input being retried, its redelivery delay)
@@ -265,10 +294,19 @@ class IngestLoop:
                     verdict = DeadLetter(
                         "retries_exhausted", f"gave up after {delivered} deliveries: {verdict.detail}"[:500]
                     )
+                elif not self.dead_letters.owns(original_subject(msg.subject, self.subjects)):
+                    await msg.ack()  # the other service that reads this input dead-letters it
+                    continue
                 await self._dead_letter(msg, verdict)
                 await msg.ack()
             except Exception as exc:  # noqa: BLE001 - unsettled messages are redelivered after ack_wait
                 log.warning("could not settle message", extra={"consumer": self.consumer.durable, "error": repr(exc)})
+
+    async def _any_erased(self, users: set[str]) -> bool:
+        for user in users:
+            if await asyncio.to_thread(self.dead_letters.erased, user):
+                return True
+        return False
 
     async def _dead_letter(self, msg: Msg, letter: DeadLetter) -> None:
         meta = msg.metadata
@@ -280,14 +318,23 @@ class IngestLoop:
             "Stepout-Original-Subject": original_subject(msg.subject, self.subjects)[:1000],
         }
         body = msg.data
-        if len(body) > MAX_MESSAGE_BYTES:
-            # Too large to keep: what it was stays checkable (its digest and size), its content goes.
+        users = named_users(msg.subject, body, self.subjects)
+        erased = await self._any_erased(users)
+        if len(body) > MAX_MESSAGE_BYTES or erased:
+            # Too large to keep, or of an erased participant: what it was stays checkable (its digest
+            # and size), its content goes.
             headers["Stepout-Body-Sha256"] = body_digest(body)
             headers["Stepout-Body-Size"] = str(len(body))
             body = b""
-        await self.js.publish(
+        ack = await self.js.publish(
             self.subjects.dead_letter(self.metrics.service), body, headers=headers, stream=self.subjects.dlq_stream
         )
+        index = self.dead_letters.index
+        if body and users and index is not None:
+            await asyncio.to_thread(index.add, users, ack.seq)
+            # An erasure that began meanwhile has looked for this one already, or will find it indexed.
+            if await self._any_erased(users):
+                await self.js.delete_msg(self.subjects.dlq_stream, ack.seq)
         self.metrics.dead_letter(letter.reason)
         log.info(
             "dead letter",

@@ -28,7 +28,7 @@ from stepout_contract.subjects import Subjects
 from .api_tokens import ApiTokens
 from .connection import closing, connect
 from .http import HttpApp, bound_port, make_server
-from .ingest import BatchHandler, IngestLoop
+from .ingest import BatchHandler, DeadLetters, IngestLoop
 from .leases import Leases
 from .metrics import CommonMetrics
 from .outbox import OutboxRelay
@@ -70,6 +70,7 @@ class ServiceParts:
     on_stop: list[Callable[[], None]] = field(default_factory=list)
     leases: Leases = field(default_factory=Leases)
     refresh_gauges: Callable[[], Awaitable[None]] | None = None  # called every few seconds
+    dead_letters: DeadLetters = field(default_factory=DeadLetters)
     nc: Client | None = None  # the service's NATS connection, once connected
 
 
@@ -199,6 +200,7 @@ class Service:
             batch_size=self.settings.batch_size,
             max_deliver=self.settings.max_deliver,
             on_committed=self.relay.wake,
+            dead_letters=self.parts.dead_letters,
         )
 
     async def _consume(self) -> None:

@@ -47,13 +47,13 @@ def location(settings: Settings, service: str) -> StoreLocation:
     return StoreLocation("sqlite", sqlite_path=settings.data_dir / f"{service}.db")
 
 
-def connect_sql(where: StoreLocation, *pragmas: str) -> tuple[Any, str]:
+def connect_sql(where: StoreLocation, *pragmas: str, journal: str = "WAL") -> tuple[Any, str]:
     """An autocommit connection beside the event store (SQLite file or PostgreSQL schema), for
     the tables stepout keeps itself, and its parameter placeholder."""
     if where.kind == "sqlite":
         assert where.sqlite_path is not None
         conn: Any = sqlite3.connect(str(where.sqlite_path), timeout=5.0, check_same_thread=False, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA journal_mode={journal}")
         for pragma in pragmas:
             conn.execute(f"PRAGMA {pragma}")
         return conn, "?"
@@ -91,8 +91,7 @@ def eventsourcing_env(settings: Settings, where: StoreLocation) -> dict[str, Any
             POSTGRES_SCHEMA=where.schema,
             POSTGRES_CREATE_SCHEMA="y",
         )
-    if settings.cipher_key:
-        env.update(CIPHER_TOPIC="eventsourcing.cipher:AESCipher", CIPHER_KEY=settings.cipher_key)
+    # Stored events are sealed by `personal_events.PersonalMapper`, not by the library's cipher.
     return env
 
 

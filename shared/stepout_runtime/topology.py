@@ -87,12 +87,14 @@ def consumers(subjects: Subjects, partitions: int = 1) -> dict[str, Consumer]:
     `P.<family>.<event>.<user_id>` to `P.<k>.<family>.<event>.<user_id>` (k = a hash of the user
     id), and tracker partition k reads only those. Every other subject stays as published, under
     `P.participant.>` or `P.attempt.>`, and partition 0 reads those too, so that each still becomes
-    a dead letter. A platform cannot publish to `P.<k>...` itself: no stream takes it.
+    a dead letter (a participant input's is the planner's to write). A platform cannot publish to
+    `P.<k>...` itself: no stream takes it.
     """
     p = subjects.prefix
-    planner_inputs = f"{p}.participant.>" if partitions == 1 else f"{p}.*.participant.*.*"
+    # The planner reads every participant input, well-formed or not (it dead-letters the bad ones).
+    planner_inputs = [f"{p}.participant.>"] + [f"{p}.{k}.participant.*.*" for k in range(partitions) if partitions > 1]
     found = [
-        Consumer(subjects.in_stream, "planner", (planner_inputs,)),
+        Consumer(subjects.in_stream, "planner", tuple(planner_inputs)),
         Consumer(subjects.out_stream, "planner-outcomes", (f"{p}.progress.updated.*", f"{p}.overload.>")),
     ]
     if partitions == 1:

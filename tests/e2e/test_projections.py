@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
 import subprocess
 import sys
 
 import pytest
 
-from support import Platform, System
+from support import Platform, System, tamper_view
 
 
 def stepout(system: System, *args: str) -> subprocess.CompletedProcess[str]:
@@ -35,8 +34,7 @@ async def test_rebuild_verify_passes_then_names_a_tampered_participant(platform:
     assert verified.returncode == 0, verified.stdout + verified.stderr
     assert "verified" in verified.stdout
 
-    with sqlite3.connect(system.data_dir / "tracker.db") as db:
-        db.execute("UPDATE view_rows SET body = replace(body, '\"position\":1', '\"position\":7') WHERE key = 'u-b'")
+    tamper_view(system, "tracker", "progress", "u-b", {"position": 7})
     tampered = stepout(system, "projections", "rebuild", "--verify")
     assert tampered.returncode == 1
     assert "u-b" in tampered.stdout and "tracker" in tampered.stdout

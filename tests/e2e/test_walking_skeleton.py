@@ -12,6 +12,7 @@ import pytest
 
 from stepout_contract.envelope import CloudEvent
 from stepout_contract.outputs import OUTPUT_TYPES
+from stepout_domain.ruleset import CURRENT_VERSION
 from support import AS_PLATFORM, Platform, System
 
 
@@ -22,7 +23,7 @@ async def test_enrolment_assigns_a_first_challenge_at_the_starting_level(platfor
     assert assigned["source"] == "urn:stepout:planner"
     assert assigned["data"]["reason"] == "start"
     assert assigned["data"]["level"] == 4
-    assert assigned["data"]["ruleset_version"] == "2026.1"
+    assert assigned["data"]["ruleset_version"] == CURRENT_VERSION
 
 
 async def test_an_attempt_updates_progress_and_brings_the_next_assignment(platform: Platform) -> None:

@@ -63,3 +63,19 @@ def test_a_catalog_that_misses_a_level_is_refused_at_start(tmp_path: Path) -> No
     done = run(tmp_path, STEPOUT_CATALOG=str(catalog))
     assert done.returncode == 2
     assert len(done.stderr.strip().splitlines()) == 1 and "catalog.json" in done.stderr
+
+
+def test_a_production_start_refuses_to_run_without_a_master_key_it_was_given(tmp_path: Path) -> None:
+    done = run(tmp_path, STEPOUT_ENVIRONMENT="production", STEPOUT_API_TOKENS="platform:0123456789abcdef0123")
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert "STEPOUT_CIPHER_KEY" in line and "production" in line
+    assert not (tmp_path / "master.key").exists()  # none is made for it
+
+
+def test_a_production_start_refuses_to_run_without_api_tokens(tmp_path: Path) -> None:
+    key = "Y2hlY2stY2hlY2stY2hlY2stY2hlY2stY2hlY2s0MjA="
+    done = run(tmp_path, STEPOUT_ENVIRONMENT="production", STEPOUT_CIPHER_KEY=key)
+    assert done.returncode == 2
+    [line] = done.stderr.strip().splitlines()
+    assert "STEPOUT_API_TOKENS" in line

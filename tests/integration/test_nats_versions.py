@@ -116,7 +116,11 @@ async def test_partitioned_inputs_and_byte_limits_are_stored_as_asked(supported_
         assert stored.config.max_bytes == 8 * 1024**2 and stored.config.discard == "new"
         assert (await js.stream_info(subjects.dlq_stream)).config.discard == "old"
         planner = await js.consumer_info(subjects.in_stream, "planner")
-        assert consumer_fields(planner.config)["filter_subjects"] == [f"{subjects.prefix}.*.participant.*.*"]
+        # Every participant input, well-formed (in its partition) or not (left as published).
+        p = subjects.prefix
+        assert consumer_fields(planner.config)["filter_subjects"] == sorted(
+            [f"{p}.participant.>", *(f"{p}.{k}.participant.*.*" for k in range(3))]
+        )
     finally:
         await nc.close()
 

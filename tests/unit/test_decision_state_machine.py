@@ -27,7 +27,7 @@ from stepout_planner.application import PlannerApplication
 from stepout_planner.main import OUTCOME_TYPES, PARTICIPANT_TYPES
 from stepout_planner.plan import plan_id
 from stepout_runtime.inbound import DeadLetter, Inbound, Retry, Verdict, decode
-from stepout_runtime.keys import ParticipantKeys
+from stepout_runtime.keystore import KeyStore
 from stepout_runtime.metrics import PlannerMetrics, TrackerMetrics
 from stepout_runtime.outbox import Erase, Output
 from stepout_runtime.store import StoreLocation
@@ -40,6 +40,7 @@ CATALOG = load_catalog()
 # In-memory event stores; the read models and keys on in-memory SQLite, one database per connection.
 POPO_ENV = {"PERSISTENCE_MODULE": "eventsourcing.popo", "ORIGINATOR_ID_TYPE": "uuid"}
 IN_MEMORY = StoreLocation("sqlite", sqlite_path=Path(":memory:"))
+MASTER_KEY = bytes(range(32))
 USERS = ("u-a", "u-b", "u-c")
 ZONES = ("UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Pacific/Chatham")
 START = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
@@ -110,13 +111,10 @@ class Pair:
 
     def __init__(self, *, once: bool = True) -> None:
         self.once = once  # whether storing an effect of an input a second time fails at once
-        common: dict[str, Any] = {"rules": RULES, "catalog": CATALOG, "subjects": SUBJECTS}
+        self.keys = KeyStore(IN_MEMORY, MASTER_KEY)
+        common: dict[str, Any] = {"rules": RULES, "catalog": CATALOG, "subjects": SUBJECTS, "keys": self.keys}
         self.tracker = TrackerApplication(
-            POPO_ENV,
-            views=ViewStore(IN_MEMORY),
-            metrics=TrackerMetrics(CollectorRegistry()),
-            keys=ParticipantKeys(IN_MEMORY, None),
-            **common,
+            POPO_ENV, views=ViewStore(IN_MEMORY), metrics=TrackerMetrics(CollectorRegistry()), **common
         )
         self.planner = PlannerApplication(
             POPO_ENV, views=ViewStore(IN_MEMORY), metrics=PlannerMetrics(CollectorRegistry()), **common
@@ -131,7 +129,7 @@ class Pair:
         for app in (self.tracker, self.planner):
             app.close()
             app.views.close()
-        self.tracker.keys.close()
+        self.keys.close()
 
     def _new_outputs(self, service: str) -> tuple[int, list[Output]]:
         """What the service's outbox relay would publish now: every stored event since the last call."""
@@ -509,7 +507,13 @@ class DecisionMachine(RuleBasedStateMachine):
         self.replay_log.append((messages, self.clock))
         self.broken = True
         delivery = self.pair.deliver(messages, self.clock)
-        assert not delivery.outputs(), f"enrolling again with the same settings caused {delivery.outputs()}"
+        # Each is recorded and told back as changing nothing; none changes the plan.
+        said = [(o.type, o.event["data"]["reason"]) for o in delivery.outputs()]
+        assert {kind for kind, _ in said} <= {"stepout.plan.notice.v1"}, (
+            f"enrolling again with the same settings caused {said}"
+        )
+        assert {reason for _, reason in said} <= {"no_change", "stale"}, said
+        self.outputs.extend(without_time(o.event) for o in delivery.outputs())
         self.broken = False
 
     @rule(by=st.sampled_from([timedelta(minutes=5), timedelta(hours=1), timedelta(hours=7), timedelta(days=1)]))
@@ -681,7 +685,9 @@ def test_the_harness_carries_an_attempt_through_progress_to_the_next_assignment(
         first = pair.deliver([platform_message("participant.enrolled", "u-a", {"user_id": "u-a"}, "e-1", START)], START)
         [assigned] = [o.event["data"] for o in first.planner_outputs]
         at = START + TICK
-        data = attempt_data("u-a", 1, at, assignment_id=assigned["assignment_id"])
+        data = attempt_data(
+            "u-a", 1, at, assignment_id=assigned["assignment_id"], challenge_id=assigned["challenge_id"]
+        )
         second = pair.deliver([platform_message("attempt.logged", "u-a", data, "e-2", at)], at)
         assert [o.type for o in second.outputs()] == ["stepout.progress.updated.v1", "stepout.challenge.assigned.v1"]
     finally:
@@ -712,7 +718,8 @@ def test_an_old_review_sent_again_after_hundreds_of_inputs_neither_clears_a_late
         at += timedelta(hours=1)
         again = pair.deliver([review], at)
         outputs = [(o.type, o.event["data"].get("by") or o.event["data"].get("reason")) for o in again.outputs()]
-        assert not outputs, f"the old review, sent again, caused {outputs}"
+        # Recorded as the older input it is, told back as changing nothing, and nothing else.
+        assert outputs == [("stepout.plan.notice.v1", "stale")], f"the old review, sent again, caused {outputs}"
         assert pair.plan_state("u-a").pause_reason == "crisis"
         assert again.tracker_events == 0 and again.planner_events <= 1  # at most the record that it came
     finally:

@@ -186,7 +186,10 @@ def test_progress_view_has_the_contract_keys_and_is_json() -> None:
     assert set(view) == {
         "user_id", "level", "level_ready", "attempts", "completed", "at_level", "expectancy_last5",
         "streak_days", "active_warning", "last_attempt_at", "ruleset_version", "position", "last_attempt",
+        "practice_level", "streak_until", "withdrawn", "erased",
     }  # fmt: skip
+    assert view["practice_level"] == view["level"]
+    assert view["streak_until"] == "2026-11-08T23:00:00Z"  # the end of the next day in Paris
     assert view["level"] == 3 and view["level_ready"] is False
     assert view["attempts"] == {"rejected": 3, "accepted": 1, "hostile": 1, "escaped": 0, "skipped": 1}
     assert view["completed"] == 5 and view["position"] == 6
@@ -196,7 +199,7 @@ def test_progress_view_has_the_contract_keys_and_is_json() -> None:
     assert view["last_attempt_at"] == "2026-11-07T09:00:00Z"
     assert view["last_attempt"] == {
         "attempt_id": "a5", "assignment_id": None, "challenge_id": "c-1", "level": 6,
-        "outcome": "accepted", "suds_peak": 25, "occurred_at": "2026-11-07T09:00:00Z",
+        "outcome": "accepted", "suds_peak": 25, "occurred_at": "2026-11-07T09:00:00Z", "after_break": False,
     }  # fmt: skip
     assert ProgressView.model_validate(view).ruleset_version == "2026.1"
 

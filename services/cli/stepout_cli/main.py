@@ -45,6 +45,12 @@ def parser() -> argparse.ArgumentParser:
     verify.add_argument("file", type=Path)
     decisions = audit_commands.add_parser("decisions", help="re-derive a participant's decisions with their rule sets")
     decisions.add_argument("--user", type=user_id, required=True)
+    keys = commands.add_parser("keys", help="the key store")
+    key_commands = keys.add_subparsers(dest="action", required=True)
+    rotate = key_commands.add_parser("rotate", help="re-wrap every key under a new master key (services stopped)")
+    rotate.add_argument(
+        "--new-key-file", type=Path, help="the new master key, base64 (required with STEPOUT_CIPHER_KEY)"
+    )
     return top
 
 
@@ -81,14 +87,15 @@ def main(argv: list[str] | None = None) -> int:
             from stepout_domain.catalog import CatalogError
             from stepout_domain.ruleset import RuleSetError
             from stepout_runtime.connection import NatsRefusedError
+            from stepout_runtime.keystore import KeyStoreError
             from stepout_runtime.server_version import ServerTooOld
             from stepout_runtime.service import ServiceFailed
             from stepout_runtime.topology import TopologyError
 
-            if isinstance(exc, (ServerTooOld, TopologyError)):
+            if isinstance(exc, (ServerTooOld, TopologyError, KeyStoreError)):
                 print(f"stepout: {exc}", file=sys.stderr)  # one line: what the server is and what breaks
                 return 1
-            if isinstance(exc, (CatalogError, RuleSetError, NatsRefusedError)):
+            if isinstance(exc, (CatalogError, RuleSetError, NatsRefusedError, SettingsError)):
                 print(f"stepout: {exc}", file=sys.stderr)
                 return 2
             if isinstance(exc, ServiceFailed):
@@ -107,14 +114,22 @@ def main(argv: list[str] | None = None) -> int:
         from .audit import verify
 
         return verify(args.file)  # the file alone: no store is opened
+    if args.command == "keys":
+        from .keys import rotate
+
+        return rotate(settings, args.new_key_file)
     from stepout_domain.catalog import CatalogError
     from stepout_domain.ruleset import RuleSetError
+    from stepout_runtime.keystore import KeyStoreError
 
     try:
         return _reading_stores(settings, args)
-    except (CatalogError, RuleSetError) as exc:
+    except (CatalogError, RuleSetError, SettingsError) as exc:
         print(f"stepout: {exc}", file=sys.stderr)
         return 2
+    except KeyStoreError as exc:
+        print(f"stepout: {exc}", file=sys.stderr)
+        return 1
 
 
 def _reading_stores(settings: Settings, args: argparse.Namespace) -> int:

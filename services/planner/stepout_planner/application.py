@@ -16,17 +16,25 @@ from stepout_domain import planning
 from stepout_domain.attempts import Outcome
 from stepout_domain.catalog import Catalog
 from stepout_domain.overload import Severity
-from stepout_domain.plan_events import ChallengeAssigned, PlanPaused
+from stepout_domain.plan_events import ChallengeAssigned, PlanPaused, PlanResumed, Withdrawn
+from stepout_domain.plan_notices import notice_for
+from stepout_domain.plan_state import PlanState
 from stepout_domain.ruleset import RuleSet
-from stepout_runtime.application import BatchApplication, Rows, Touched
+from stepout_runtime.application import BatchApplication, Touched
 from stepout_runtime.inbound import DeadLetter, Inbound, Retry, Verdict
+from stepout_runtime.keystore import KeyStore
 from stepout_runtime.metrics import PlannerMetrics
-from stepout_runtime.outbox import Output
-from stepout_runtime.views import ViewStore
+from stepout_runtime.outbox import Effect, Erase, Output
+from stepout_runtime.views import Row, Rows, ViewStore
 
 from . import plan_view
-from .plan import Plan, plan_id
+from .plan import Plan, from_platform, plan_id
 from .records import command_record, event_from, event_record
+
+
+def owner_of(user_id: str) -> str:
+    """Whose key seals what the planner keeps of `user_id`: their plan's id."""
+    return str(plan_id(user_id))
 
 
 def command_for(item: Inbound) -> Any:
@@ -68,6 +76,7 @@ def command_for(item: Inbound) -> Any:
                 outcome=Outcome(last.outcome),
                 suds_peak=last.suds_peak,
                 occurred_at=last.occurred_at,
+                after_break=last.after_break,
             ),
             at=last.occurred_at,
         )
@@ -86,6 +95,7 @@ def command_for(item: Inbound) -> Any:
 class PlannerApplication(BatchApplication):
     name = "planner"
     projection = "plans"
+    snapshot_types = (PlanState,)
 
     def __init__(
         self,
@@ -96,11 +106,23 @@ class PlannerApplication(BatchApplication):
         views: ViewStore,
         subjects: Subjects,
         metrics: PlannerMetrics,
+        keys: KeyStore,
+        legacy_cipher_key: str | None = None,
     ) -> None:
-        super().__init__(env, rules=rules, catalog=catalog, views=views, subjects=subjects, metrics=metrics)
+        super().__init__(
+            env,
+            rules=rules,
+            catalog=catalog,
+            views=views,
+            subjects=subjects,
+            metrics=metrics,
+            keys=keys,
+            legacy_cipher_key=legacy_cipher_key,
+        )
         self.planner_metrics = metrics
         self._decided: list[Any] = []
         self._topic = f"{Plan.__module__}:Plan.Decided"
+        self._erased_topic = f"{Plan.__module__}:Plan.Erased"
 
     def begin_batch(self) -> None:
         self._decided = []
@@ -110,6 +132,10 @@ class PlannerApplication(BatchApplication):
         from_platform = item.origin == "platform"
         if plan is not None and from_platform and plan.handled(item.event.id):
             return None  # this very input had its effect already (a redelivery, or sent again)
+        if plan is not None and plan.state.erased:
+            if not from_platform:
+                return None  # the tracker's last outputs of an erased participant: nothing to plan
+            return DeadLetter("erased", "the participant was erased: nothing more is recorded for them")
         command = command_for(item)
         if plan is None:
             if isinstance(command, planning.Enrol):
@@ -120,26 +146,37 @@ class PlannerApplication(BatchApplication):
             else:
                 return DeadLetter("not_enrolled", "participant is not enrolled")
         if plan.state.status == "withdrawn" and from_platform and not isinstance(command, planning.Withdraw):
+            if isinstance(command, planning.Enrol):
+                return DeadLetter(
+                    "withdrawn", "participant has withdrawn: a withdrawal is final, enrolling again is refused"
+                )
             return DeadLetter("withdrawn", "participant has withdrawn")
         if command is None:
             return None
         cause = {**item.attributes(), "user_id": item.user_id}
         # An input no later than the last of its kind is that one again, or an older one: recorded, no effect.
-        stale = from_platform and plan.is_stale(cause)
-        events = [] if stale else planning.decide(plan.state, command, self.rules, self.catalog)
+        stale = from_platform and plan.is_stale(cause, command)
+        before = plan.state
+        events = [] if stale else planning.decide(before, command, self.rules, self.catalog)
         touched[plan.id] = plan
         if events or from_platform:
             # A platform input is recorded even when it changes nothing: it is then known as seen,
-            # and it shows in the participant's history and audit export.
+            # and it shows in the participant's history and audit export, with a notice saying why.
+            notice = notice_for(before, command, events, stale)
             plan.decided(
                 command=command_record(command),
                 events=[event_record(e) for e in events],
                 cause=cause,
                 ruleset_version=self.rules.version,
+                notice=None if notice is None else {"reason": notice.reason, "detail": notice.detail},
             )
             self._decided.extend(events)
             if isinstance(command, planning.Enrol) and any(type(e).__name__ == "Enrolled" for e in events):
                 self._decided.append("enrolled")
+        if any(isinstance(e, Withdrawn) and e.erase for e in events):
+            plan.erase(
+                user_id=item.user_id, summary=dict(plan.decisions), stream_seq=item.stream_seq, request_id=item.event.id
+            )
         return None
 
     def after_commit(self) -> None:
@@ -156,22 +193,27 @@ class PlannerApplication(BatchApplication):
     # Read model -------------------------------------------------------------------------------
 
     def projection_topics(self) -> Sequence[str]:
-        return (self._topic,)
+        return (self._topic, self._erased_topic)
 
     def rows_for(self, events: Sequence[Any]) -> Rows:
-        stored = [e for e in events if isinstance(e, Plan.Decided)]  # type: ignore[attr-defined]
+        stored = [e for e in events if isinstance(e, Plan.Decided | Plan.Erased)]
         known = self.views.get_many("plans_by_id", [str(s.originator_id) for s in stored])
-        rows: Rows = {}
+        rows: dict[tuple[str, str], Row] = {}
         views: dict[str, dict[str, Any] | None] = dict(known)
         for s in stored:
             key = str(s.originator_id)
-            view = views.get(key)
-            for record in s.events:  # type: ignore[attr-defined]
-                view = plan_view.apply(view, s.cause["user_id"], event_from(record))  # type: ignore[attr-defined]
+            if isinstance(s, Plan.Erased):
+                view: dict[str, Any] | None = plan_view.erased(views.get(key), s.user_id)
+                owner = None  # nothing personal is left: sealed with the store's key
+            else:
+                view = views.get(key)
+                for record in s.events:
+                    view = plan_view.apply(view, s.cause["user_id"], event_from(record))
+                owner = key
             views[key] = view
             if view is not None:
-                rows[("plans_by_id", key)] = view
-                rows[("plans", view["user_id"])] = view
+                rows[("plans_by_id", key)] = Row(view, owner)
+                rows[("plans", view["user_id"])] = Row(view, owner)
         return rows
 
     def plan_of(self, user_id: str, now: datetime) -> dict[str, Any] | None:
@@ -185,37 +227,66 @@ class PlannerApplication(BatchApplication):
 
     # Outbox -----------------------------------------------------------------------------------
 
-    def to_outputs(self, notification: Notification) -> list[Output]:
-        if notification.topic != self._topic:
+    def to_outputs(self, notification: Notification) -> list[Effect]:
+        if notification.topic not in (self._topic, self._erased_topic):
             return []
-        return self.effects_of(self.mapper.to_domain_event(notification))
+        stored = self.decoded(notification)
+        return [] if stored is None else self.effects_of(stored)
 
-    def effects_of(self, stored: Any) -> list[Output]:
-        if not isinstance(stored, Plan.Decided):  # type: ignore[attr-defined]
+    def effects_of(self, stored: Any) -> list[Effect]:
+        if isinstance(stored, Plan.Erased):
+            return [Erase(stored.user_id, stored.stream_seq)]
+        if not isinstance(stored, Plan.Decided):
             return []
-        found: list[Output] = []
-        user_id: str = stored.cause["user_id"]  # type: ignore[attr-defined]
-        for index, record in enumerate(stored.events):  # type: ignore[attr-defined]
+        found: list[Effect] = []
+        user_id: str = stored.cause["user_id"]
+
+        def output(index: object, family: str, name: str, data: dict[str, Any]) -> Output:
+            cloud_event = make_event(
+                event_id=output_id("planner", stored.originator_id, stored.originator_version, index),
+                source=SOURCE_PLANNER,
+                type_=f"stepout.{family}.{name}.v1",
+                user_id=user_id,
+                time=stored.timestamp,
+                data=data,
+            )
+            return Output(self.subjects.event(family, name, user_id), cloud_event)
+
+        for index, record in enumerate(stored.events):
             event = event_from(record)
             if isinstance(event, ChallengeAssigned):
-                family, name, data = "challenge", "assigned", event.assignment.as_wire()
+                found.append(output(index, "challenge", "assigned", event.assignment.as_wire()))
             elif isinstance(event, PlanPaused):
-                family, name = "plan", "paused"
                 data = {
                     "user_id": user_id,
                     "reason": event.reason,
                     "until": rfc3339(event.until) if event.until else None,
                     "warning_id": event.warning_id,
                 }
-            else:
-                continue
-            cloud_event = make_event(
-                event_id=output_id("planner", stored.originator_id, stored.originator_version, index),
-                source=SOURCE_PLANNER,
-                type_=f"stepout.{family}.{name}.v1",
-                user_id=user_id,
-                time=stored.timestamp,  # type: ignore[attr-defined]
-                data=data,
-            )
-            found.append(Output(self.subjects.event(family, name, user_id), cloud_event))
+                found.append(output(index, "plan", "paused", data))
+            elif isinstance(event, PlanResumed):
+                data = {"user_id": user_id, "reason": event.reason, "resumed_at": rfc3339(event.at)}
+                found.append(output(index, "plan", "resumed", data))
+        if stored.notice is not None:
+            found.append(output("notice", "plan", "notice", self._notice_wire(stored, user_id)))
         return found
+
+    @staticmethod
+    def _notice_wire(stored: Any, user_id: str) -> dict[str, Any]:
+        """The `plan.notice` data: which input, and why it changed nothing (or less than it asked)."""
+        command = stored.command
+        attempt = command["body"]["last_attempt"] if command["kind"] == "ObserveProgress" else None
+        platform = from_platform(stored.cause)
+        return {
+            "user_id": user_id,
+            "input_type": stored.cause["type"] if platform else "stepout.attempt.logged.v1",
+            "input_id": stored.cause["id"] if platform else None,
+            "attempt_id": attempt["attempt_id"] if attempt is not None else None,
+            "reason": stored.notice["reason"],
+            "detail": stored.notice["detail"],
+        }
+
+    def erase(self, user_id: str) -> None:
+        """Destroy the participant's planner key, once the snapshot they load from without it is stored."""
+        self.snapshot_erased(plan_id(user_id))
+        self.keys.erase(owner_of(user_id))

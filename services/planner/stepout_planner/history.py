@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from stepout_contract.envelope import rfc3339
+from stepout_runtime.erasure import erased_record
 from stepout_runtime.history_pages import Key, PageEntry, read_entries
+from stepout_runtime.personal_events import ErasedData
 
 from .plan import from_platform, plan_id
 
@@ -33,8 +35,14 @@ def planner_input(decided: Any, user_id: str) -> dict[str, Any] | None:
 def planner_entries(app: Any, record: Any, user_id: str) -> list[tuple[str, dict[str, Any]]]:
     """(recorded_at, CloudEvent) for what one stored decision adds to the participant's history: the
     platform input it decided (every participant input is recorded here, even one that changed
-    nothing; the tracker's part adds the attempts) and the published decisions."""
-    decided = app.mapper.to_domain_event(record)
+    nothing; the tracker's part adds the attempts) and the published decisions. Nothing for what an
+    erasure made unreadable, and the erasure record for the erasure itself."""
+    try:
+        decided = app.mapper.to_domain_event(record)
+    except ErasedData:
+        return []
+    if type(decided).__name__ == "Erased":
+        return [(rfc3339(decided.timestamp), erased_record("planner", decided))]
     if not hasattr(decided, "cause"):
         return []
     recorded_at = rfc3339(decided.timestamp)
@@ -42,7 +50,7 @@ def planner_entries(app: Any, record: Any, user_id: str) -> list[tuple[str, dict
     given = planner_input(decided, user_id)
     if given is not None:
         found.append((recorded_at, given))
-    found.extend((recorded_at, output.event) for output in app.effects_of(decided))
+    found.extend((recorded_at, output.event) for output in app.effects_of(decided) if hasattr(output, "event"))
     return found
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -15,16 +16,23 @@ from stepout_contract.settings import Settings
 from stepout_contract.subjects import Subjects, is_user_id
 from stepout_domain.catalog import load_catalog
 from stepout_domain.ruleset import load_ruleset
+from stepout_runtime.dead_letter_index import DeadLetterIndex
+from stepout_runtime.erasure import purge_outputs, remove_dead_letters
 from stepout_runtime.history_pages import PAGE_MAX
+from stepout_runtime.ingest import DeadLetters
+from stepout_runtime.keystore import KeyStore, keystore_location
 from stepout_runtime.leases import leases_for
+from stepout_runtime.master_key import master_key
 from stepout_runtime.metrics import PlannerMetrics
-from stepout_runtime.outbox import OutboxRelay, relay_for
+from stepout_runtime.outbox import Erase, OutboxRelay, relay_for
 from stepout_runtime.service import QueryError, Service, ServiceParts
 from stepout_runtime.store import eventsourcing_env, location, setup_lock
-from stepout_runtime.views import ViewStore
+from stepout_runtime.views import RowSealer, ViewStore
 
-from .application import PlannerApplication
+from .application import PlannerApplication, owner_of
 from .history import planner_page
+
+log = logging.getLogger(__name__)
 
 PARTICIPANT_TYPES = {k: v for k, v in INPUT_TYPES.items() if v[0] == "participant"}
 OUTCOME_TYPES = {k: v for k, v in OUTPUT_TYPES.items() if v[0] in ("progress", "overload")}
@@ -34,14 +42,19 @@ def build(settings: Settings) -> tuple[ServiceParts, PlannerApplication]:
     registry = CollectorRegistry()
     metrics = PlannerMetrics(registry)
     where = location(settings, "planner")
-    views = ViewStore(where)
+    rules, catalog = load_ruleset(settings.ruleset), load_catalog(settings.catalog)  # a bad file stops the start first
+    keys = KeyStore(keystore_location(settings), master_key(settings))
+    views = ViewStore(where, RowSealer(keys))
+    dead_letter_index = DeadLetterIndex(where)
     app = PlannerApplication(
         eventsourcing_env(settings, where),
-        rules=load_ruleset(settings.ruleset),
-        catalog=load_catalog(settings.catalog),
+        rules=rules,
+        catalog=catalog,
         views=views,
         subjects=Subjects(settings.subject_prefix),
         metrics=metrics,
+        keys=keys,
+        legacy_cipher_key=settings.cipher_key,
     )
     # The relay reads the log and moves its position beside the ingest, not behind it.
     outbox = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
@@ -83,7 +96,14 @@ def build(settings: Settings) -> tuple[ServiceParts, PlannerApplication]:
         await asyncio.get_running_loop().run_in_executor(reads, app.recorder.max_notification_id)
 
     def relay(js: Any) -> OutboxRelay:
-        return relay_for(app, js, executor=outbox, metrics=metrics)
+        async def erase(action: Erase) -> None:
+            await asyncio.get_running_loop().run_in_executor(store, app.erase, action.user_id)
+            # What NATS still keeps of them goes too: the planner's dead letters and their outputs.
+            removed = await remove_dead_letters(js, app.subjects, dead_letter_index, action.user_id)
+            await purge_outputs(js, app.subjects, action.user_id)
+            log.info("participant erased", extra={"user_id": action.user_id, "dead_letters_removed": removed})
+
+        return relay_for(app, js, executor=outbox, metrics=metrics, erase=erase)
 
     parts = ServiceParts(
         name="planner",
@@ -100,7 +120,8 @@ def build(settings: Settings) -> tuple[ServiceParts, PlannerApplication]:
         lookups={"plan": plan_of},
         store_ready=store_ready,
         executor=store,
-        on_stop=[reads.shutdown, outbox.shutdown, views.close, app.close],
+        on_stop=[reads.shutdown, outbox.shutdown, views.close, dead_letter_index.close, keys.close, app.close],
+        dead_letters=DeadLetters(erased=lambda user_id: keys.is_erased(owner_of(user_id)), index=dead_letter_index),
         leases=leases_for(where, f"{settings.subject_prefix}/planner"),
     )
     return parts, app

@@ -20,16 +20,43 @@ from stepout_domain.warnings import rfc3339
 def apply(view: dict[str, Any] | None, user_id: str, event: Any) -> dict[str, Any] | None:
     """The view after `event`; None until the participant is enrolled."""
     if isinstance(event, Enrolled):
-        return {
-            "user_id": user_id,
-            "status": "active",
-            "level": event.starting_level,
-            "open_assignment": None,
-            "paused_until": None,
-        }
+        return _named(
+            {
+                "user_id": user_id,
+                "status": "active",
+                "level": event.starting_level,
+                "open_assignment": None,
+                "paused_until": None,
+                "erased": False,
+            }
+        )
     if view is None:
         return None
-    view = dict(view)
+    return _named(_applied(dict(view), event))
+
+
+def erased(view: dict[str, Any] | None, user_id: str) -> dict[str, Any]:
+    """The view once the participant is erased: withdrawn, their plan level, nothing else."""
+    level = view["level"] if view is not None else None
+    return _named(
+        {
+            "user_id": user_id,
+            "status": "withdrawn",
+            "level": level,
+            "open_assignment": None,
+            "paused_until": None,
+            "erased": True,
+        }
+    )
+
+
+def _named(view: dict[str, Any]) -> dict[str, Any]:
+    # `level` is the plan level; `plan_level` says so by its name (the open assignment has its own).
+    view["plan_level"] = view["level"]
+    return view
+
+
+def _applied(view: dict[str, Any], event: Any) -> dict[str, Any]:
     if isinstance(event, ChallengeAssigned):
         view["open_assignment"] = event.assignment.as_wire()
         view["level"] = event.plan_level

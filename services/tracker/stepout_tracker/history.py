@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from stepout_contract.envelope import rfc3339
+from stepout_runtime.erasure import erased_record
 from stepout_runtime.history_pages import Key, PageEntry, read_entries
+from stepout_runtime.personal_events import ErasedData
 
 from .participant import participant_id
 
@@ -14,10 +16,16 @@ _INPUTS = frozenset({"Enrolled", "EnrolmentChanged", "Reviewed", "Withdrawn", "A
 
 
 def tracker_entries(app: Any, record: Any, user_id: str) -> list[tuple[str, dict[str, Any]]]:
-    """(recorded_at, CloudEvent) for the input and the published decisions one stored event records."""
-    domain_event = app.mapper.to_domain_event(record)
+    """(recorded_at, CloudEvent) for the input and the published decisions one stored event records;
+    nothing for what an erasure made unreadable, and the erasure record for the erasure itself."""
+    try:
+        domain_event = app.mapper.to_domain_event(record)
+    except ErasedData:
+        return []
     recorded_at = rfc3339(domain_event.timestamp)
     name = type(domain_event).__name__
+    if name == "Erased":
+        return [(recorded_at, erased_record("tracker", domain_event))]
     if name in _INPUTS:
         # The planner keeps every participant input itself; the tracker's history part adds the attempts.
         return [(recorded_at, input_event(domain_event, user_id))] if name == "AttemptRecorded" else []

@@ -6,6 +6,7 @@ import asyncio
 import json
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry
@@ -15,6 +16,8 @@ from stepout_contract.settings import Settings
 from stepout_contract.subjects import Subjects, is_user_id
 from stepout_domain.catalog import load_catalog
 from stepout_domain.ruleset import load_ruleset
+from stepout_runtime.dead_letter_index import DeadLetterIndex
+from stepout_runtime.erasure import purge_inputs, purge_outputs, remove_dead_letters
 from stepout_runtime.history_pages import (
     START,
     Key,
@@ -24,16 +27,18 @@ from stepout_runtime.history_pages import (
     merge_page,
     page_limit,
 )
-from stepout_runtime.keys import ParticipantKeys
+from stepout_runtime.ingest import DeadLetters
+from stepout_runtime.keystore import KeyStore, keystore_location
 from stepout_runtime.leases import leases_for
+from stepout_runtime.master_key import master_key
 from stepout_runtime.metrics import TrackerMetrics
 from stepout_runtime.outbox import Erase, OutboxRelay, relay_for
 from stepout_runtime.service import QueryError, Service, ServiceParts
 from stepout_runtime.store import eventsourcing_env, location, setup_lock
 from stepout_runtime.topology import tracker_durables
-from stepout_runtime.views import ViewStore
+from stepout_runtime.views import RowSealer, ViewStore
 
-from .application import TrackerApplication
+from .application import OVERLOADED, TrackerApplication, owner_of
 from .history import tracker_page
 
 HISTORY_PARTS = ("tracker", "planner")
@@ -44,16 +49,20 @@ def build(settings: Settings) -> tuple[ServiceParts, TrackerApplication]:
     registry = CollectorRegistry()
     metrics = TrackerMetrics(registry)
     where = location(settings, "tracker")
-    views = ViewStore(where)
-    keys = ParticipantKeys(where, settings.cipher_key)
+    rules, catalog = load_ruleset(settings.ruleset), load_catalog(settings.catalog)  # a bad file stops the start first
+    keys = KeyStore(keystore_location(settings), master_key(settings))
+    views = ViewStore(where, RowSealer(keys))
+    dead_letter_index = DeadLetterIndex(where)
     app = TrackerApplication(
         eventsourcing_env(settings, where),
-        rules=load_ruleset(settings.ruleset),
-        catalog=load_catalog(settings.catalog),
+        rules=rules,
+        catalog=catalog,
         views=views,
         subjects=Subjects(settings.subject_prefix),
         metrics=metrics,
         keys=keys,
+        legacy_cipher_key=settings.cipher_key,
+        store_location=where,
     )
     # The relay reads the log and moves its position beside the ingest, not behind it.
     outbox = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
@@ -71,7 +80,7 @@ def build(settings: Settings) -> tuple[ServiceParts, TrackerApplication]:
 
     async def query_progress(request: dict[str, Any]) -> dict[str, Any]:
         user_id = user_of(request)
-        view = await in_reads(app.progress_of, user_id)
+        view = await in_reads(app.progress_of, user_id, datetime.now(UTC))
         if view is None:
             raise QueryError("not_found", f"no progress for participant {user_id}")
         return view
@@ -116,16 +125,17 @@ def build(settings: Settings) -> tuple[ServiceParts, TrackerApplication]:
         await in_reads(app.recorder.max_notification_id)
 
     async def refresh_gauges() -> None:
-        overloaded = await in_reads(views.count_with, "progress", "active_warning")
-        metrics.participants_overloaded.set(overloaded)
+        metrics.participants_overloaded.set(await in_reads(views.count_marked, OVERLOADED))
 
     def relay(js: Any) -> OutboxRelay:
         async def erase(action: Erase) -> None:
             await asyncio.get_running_loop().run_in_executor(store, app.erase, action.user_id)
-            # The inputs still held for this participant (notes included) go too.
-            head = app.subjects.prefix if settings.tracker_partitions == 1 else f"{app.subjects.prefix}.*"  # P.<k>
-            await js.purge_stream(app.subjects.in_stream, seq=action.before_seq, subject=f"{head}.*.*.{action.user_id}")
-            log.info("participant erased", extra={"user_id": action.user_id})
+            # What NATS still keeps of them goes too: their queued inputs, dead letters and outputs.
+            subjects = app.subjects
+            await purge_inputs(js, subjects, action.user_id, action.before_seq, settings.tracker_partitions)
+            removed = await remove_dead_letters(js, subjects, dead_letter_index, action.user_id)
+            await purge_outputs(js, subjects, action.user_id)
+            log.info("participant erased", extra={"user_id": action.user_id, "dead_letters_removed": removed})
 
         return relay_for(app, js, executor=outbox, metrics=metrics, erase=erase)
 
@@ -137,10 +147,16 @@ def build(settings: Settings) -> tuple[ServiceParts, TrackerApplication]:
         ingest={durable: (INPUT_TYPES, app.handle_batch) for durable in tracker_durables(settings.tracker_partitions)},
         relay=relay,
         queries={"progress": query_progress, "history": query_history},
-        lookups={"progress": lambda user_id: in_reads(app.progress_of, user_id)},
+        lookups={"progress": lambda user_id: in_reads(app.progress_of, user_id, datetime.now(UTC))},
         store_ready=store_ready,
         executor=store,
-        on_stop=[reads.shutdown, outbox.shutdown, views.close, keys.close, app.close],
+        on_stop=[reads.shutdown, outbox.shutdown, views.close, dead_letter_index.close, keys.close, app.close],
+        # Participant inputs are the planner's to dead-letter; the tracker dead-letters attempts and the rest.
+        dead_letters=DeadLetters(
+            owns=lambda subject: not subject.startswith(f"{settings.subject_prefix}.participant."),
+            erased=lambda user_id: keys.is_erased(owner_of(user_id)),
+            index=dead_letter_index,
+        ),
         refresh_gauges=refresh_gauges,
         leases=leases_for(where, f"{settings.subject_prefix}/tracker"),
     )

@@ -54,9 +54,11 @@ class Participant(Aggregate):
         self.state = tracking.with_input(state, envelope.get("id"))
 
     @event("AttemptRecorded")
-    def record_attempt(self, attempt: dict[str, Any], sealed_note: str | None, envelope: dict[str, Any]) -> None:
+    def record_attempt(
+        self, attempt: dict[str, Any], sealed_note: str | None, envelope: dict[str, Any], digest: str | None = None
+    ) -> None:
         # Attempts are told apart by their `attempt_id` (kept for every attempt), not by the id window.
-        self.state = tracking.with_attempt(self.state, ATTEMPT.validate_python(attempt), happened_at(envelope))
+        self.state = tracking.with_attempt(self.state, ATTEMPT.validate_python(attempt), happened_at(envelope), digest)
 
     @event("WarningRaised")
     def raise_warning(self, warning: dict[str, Any]) -> None:
@@ -76,7 +78,21 @@ class Participant(Aggregate):
 
     @event("Withdrawn")
     def withdraw(self, erase: bool, stream_seq: int, envelope: dict[str, Any], data: dict[str, Any]) -> None:
-        self.state = tracking.with_input(tracking.with_withdrawal(self.state, erase), envelope.get("id"))
+        self.state = tracking.with_input(tracking.with_withdrawal(self.state), envelope.get("id"))
+
+    class Erased(Aggregate.Event):
+        """A participant's erasure: what it leaves (counts, the rules of their warnings) and nothing
+        personal, so it is sealed with the store's key and still reads once their key is destroyed."""
+
+        personal = False
+        user_id: str
+        summary: dict[str, Any]
+        stream_seq: int
+        request_id: str
+
+    @event(Erased)
+    def erase(self, user_id: str, summary: dict[str, Any], stream_seq: int, request_id: str) -> None:
+        self.state = tracking.with_input(tracking.with_erasure(self.state), request_id)
 
 
 def attempt_record(attempt: Attempt) -> dict[str, Any]:
