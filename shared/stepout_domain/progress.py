@@ -227,7 +227,9 @@ def erased_view(user_id: str, summary: dict[str, object], ruleset_version: str) 
 
 
 def as_of(view: dict[str, object], now: datetime) -> dict[str, object]:
-    """A stored view as it reads at `now`: a streak whose time ran out is over."""
+    """A stored view as it reads at `now`: a streak whose time ran out is over, and a view decided
+    before a field was added has it (its value then)."""
+    view = {"practice_level": view.get("level"), "streak_until": None, "withdrawn": False, "erased": False, **view}
     until = view.get("streak_until")
     if isinstance(until, str) and datetime.fromisoformat(until) <= now:
         return {**view, "streak_days": 0, "streak_until": None}

@@ -55,6 +55,10 @@ class BatchApplication(Application[UUID]):
     """
 
     projection = "view"
+    # The views the projection writes, and the version of what it writes in them: read models written
+    # by another version are rebuilt from the log at start (`upgrade_read_models`).
+    projection_views: Sequence[str] = ()
+    projection_version = 1
     # An erased participant is loaded from the snapshot taken at erasure.
     is_snapshotting_enabled = True
     # Domain state objects an aggregate keeps, stored in its snapshots.
@@ -104,6 +108,14 @@ class BatchApplication(Application[UUID]):
             return self.mapper.to_domain_event(notification)
         except ErasedData:
             return None
+
+    def erased(self, key: UUID) -> bool:
+        """Whether the aggregate `key` is of an erased participant (as stored now)."""
+        try:
+            aggregate: Any = self.repository.get(key)
+        except AggregateNotFoundError:
+            return False
+        return bool(aggregate.state.erased)
 
     def snapshot_erased(self, key: UUID) -> None:
         """Store the snapshot an erased participant is loaded from once their key is destroyed."""
@@ -254,6 +266,18 @@ class BatchApplication(Application[UUID]):
         """Runs before (each attempt at) deciding a batch."""
 
     # Read model -------------------------------------------------------------------------------
+
+    def upgrade_read_models(self) -> bool:
+        """Forget read models written by another version of the projection, so that `project`
+        rebuilds them from the log; True when it did."""
+        if self.views.version(self.projection) == self.projection_version:
+            return False
+        log.warning(
+            "read models written by another version: rebuilding them from the event store",
+            extra={"projection": self.projection, "version": self.projection_version},
+        )
+        self.views.reset(self.projection, self.projection_views, self.projection_version)
+        return True
 
     def project(self, progress: Callable[[int], None] | None = None) -> int:
         """Bring the read model up to date; its rows and position commit together."""

@@ -223,13 +223,19 @@ class ViewStore:
                         cur.executemany(self._sql(_MARK), mark)
                     cur.execute(self._sql(_UPSERT_POSITION), (name, position))
 
-    def reset(self, name: str, views: Iterable[str]) -> None:
+    def version(self, name: str) -> int:
+        """The version of the code that wrote projection `name`'s rows (0: before versions were kept)."""
+        return self.position(f"{name}:version")
+
+    def reset(self, name: str, views: Iterable[str], version: int | None = None) -> None:
         """Forget a projection's rows, marks and position, for a rebuild in place."""
         with self._lock:
             self._conn.execute("DELETE FROM view_marks")
             for view in views:
                 self._conn.execute(self._sql("DELETE FROM view_rows WHERE view = {p}"), (view,))
             self._conn.execute(self._sql("DELETE FROM view_positions WHERE name = {p}"), (name,))
+            if version is not None:
+                self._conn.execute(self._sql(_UPSERT_POSITION), (f"{name}:version", version))
 
     def close(self) -> None:
         with self._lock:

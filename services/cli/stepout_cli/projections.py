@@ -13,8 +13,6 @@ from stepout_contract.settings import Settings
 from .bars import progress_bars
 from .stores import SERVICES, open_app
 
-VIEWS = {"tracker": ("progress",), "planner": ("plans",)}
-
 
 def _rebuild(app: object, service: str, console: Console) -> int:
     total = app.recorder.max_notification_id() or 0  # type: ignore[attr-defined]
@@ -33,7 +31,7 @@ def rebuild(settings: Settings, verify: bool) -> int:
             views_at = Path(aside) / f"{service}.db" if verify else None
             with open_app(settings, service, views_at) as app:
                 if not verify:
-                    app.views.reset(app.projection, VIEWS[service] + ("plans_by_id",))
+                    app.views.reset(app.projection, app.projection_views, app.projection_version)
                 events += _rebuild(app, service, console)
                 if verify:
                     with open_app(settings, service) as live:
@@ -51,7 +49,7 @@ def rebuild(settings: Settings, verify: bool) -> int:
 
 def _differences(service: str, rebuilt: object, live: object) -> list[tuple[str, str, str]]:
     found = []
-    for view in VIEWS[service]:
+    for view in rebuilt.projection_views:  # type: ignore[attr-defined]
         mine = dict(rebuilt.views.all(view))  # type: ignore[attr-defined]
         theirs = dict(live.views.all(view))  # type: ignore[attr-defined]
         for key in sorted(set(mine) | set(theirs)):

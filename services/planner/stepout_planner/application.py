@@ -95,6 +95,9 @@ def command_for(item: Inbound) -> Any:
 class PlannerApplication(BatchApplication):
     name = "planner"
     projection = "plans"
+    projection_views = ("plans", "plans_by_id")
+    # 2: sealed rows, empty views at enrolment, erased views, the named level fields.
+    projection_version = 2
     snapshot_types = (PlanState,)
 
     def __init__(

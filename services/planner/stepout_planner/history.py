@@ -56,6 +56,12 @@ def planner_entries(app: Any, record: Any, user_id: str) -> list[tuple[str, dict
 
 def planner_page(app: Any, user_id: str, after: Key, limit: int) -> tuple[list[PageEntry], bool] | None:
     """Up to `limit` of the planner's history entries after `after`; None for an unknown participant."""
-    return read_entries(
-        app.recorder, plan_id(user_id), lambda record: planner_entries(app, record, user_id), after, limit
-    )
+    key = plan_id(user_id)
+    erased = app.erased(key)
+
+    def expand(record: Any) -> list[tuple[str, dict[str, Any]]]:
+        if erased and not record.topic.endswith(".Erased"):
+            return []  # of an erased participant, only the erasure's record
+        return planner_entries(app, record, user_id)
+
+    return read_entries(app.recorder, key, expand, after, limit)

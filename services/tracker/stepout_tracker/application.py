@@ -55,6 +55,9 @@ def progress_row(view: dict[str, Any]) -> Row:
 class TrackerApplication(BatchApplication):
     name = "tracker"
     projection = "progress"
+    projection_views = ("progress",)
+    # 2: sealed rows, empty views at enrolment, erased views, the named level fields.
+    projection_version = 2
     snapshot_types = (tracking.TrackerState,)
 
     def __init__(
@@ -176,12 +179,13 @@ class TrackerApplication(BatchApplication):
         """Withdraw (and erase, when asked, also after an earlier plain withdrawal); False: no effect."""
         if participant.withdrawn and not data.erase:
             return False
+        summary = tracking.erasure_summary(participant.state)  # what erasure leaves: counted before it
         if not participant.withdrawn:
             participant.withdraw(erase=data.erase, stream_seq=item.stream_seq, envelope=envelope, data=raw)
         if data.erase:
             participant.erase(
                 user_id=participant.user_id,
-                summary=tracking.erasure_summary(participant.state),
+                summary=summary,
                 stream_seq=item.stream_seq,
                 request_id=item.event.id,
             )
@@ -269,7 +273,13 @@ class TrackerApplication(BatchApplication):
                 user_id = event.data["user_id"]
                 before = rows.get(("progress", user_id))
                 view = before.body if before is not None else known.get(user_id)
-                if view is not None:
+                if view is None:
+                    continue
+                if event.erase:  # followed by `Erased`, or (previous release) the erasure itself
+                    counts = {name: view[name] for name in ("attempts", "completed", "position")}
+                    erased = progress.erased_view(user_id, {**counts, "warnings": {}, "rules": {}}, self.rules.version)
+                    rows[("progress", user_id)] = Row(erased, None, frozenset())
+                else:
                     rows[("progress", user_id)] = progress_row({**view, "withdrawn": True})
             elif isinstance(event, Participant.Erased):
                 view = progress.erased_view(event.user_id, event.summary, self.rules.version)

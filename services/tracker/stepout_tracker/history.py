@@ -33,10 +33,17 @@ def tracker_entries(app: Any, record: Any, user_id: str) -> list[tuple[str, dict
 
 
 def tracker_page(app: Any, user_id: str, after: Key, limit: int) -> tuple[list[PageEntry], bool] | None:
-    """Up to `limit` of the tracker's history entries after `after`; None for an unknown participant."""
-    return read_entries(
-        app.recorder, participant_id(user_id), lambda record: tracker_entries(app, record, user_id), after, limit
-    )
+    """Up to `limit` of the tracker's history entries after `after`; None for an unknown participant.
+    Of an erased participant, only the erasure's record (nothing stored before it is shown)."""
+    key = participant_id(user_id)
+    erased = app.erased(key)
+
+    def expand(record: Any) -> list[tuple[str, dict[str, Any]]]:
+        if erased and not record.topic.endswith(".Erased"):
+            return []
+        return tracker_entries(app, record, user_id)
+
+    return read_entries(app.recorder, key, expand, after, limit)
 
 
 def input_event(domain_event: Any, user_id: str) -> dict[str, Any]:

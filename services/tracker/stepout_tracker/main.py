@@ -166,5 +166,8 @@ def build(settings: Settings) -> tuple[ServiceParts, TrackerApplication]:
 async def serve(settings: Settings) -> None:
     with setup_lock(location(settings, "tracker")):
         parts, app = build(settings)
+        # Read models of another version are rebuilt before anything reads them (one process at a time).
+        if await asyncio.get_running_loop().run_in_executor(parts.executor, app.upgrade_read_models):
+            await asyncio.get_running_loop().run_in_executor(parts.executor, app.project)
     await asyncio.get_running_loop().run_in_executor(parts.executor, app.project)
     await Service(settings, parts).run()

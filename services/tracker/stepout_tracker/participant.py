@@ -78,7 +78,9 @@ class Participant(Aggregate):
 
     @event("Withdrawn")
     def withdraw(self, erase: bool, stream_seq: int, envelope: dict[str, Any], data: dict[str, Any]) -> None:
-        self.state = tracking.with_input(tracking.with_withdrawal(self.state), envelope.get("id"))
+        state = tracking.with_withdrawal(self.state)
+        # Erasing withdrawals are followed by `Erased`; one stored by the previous release erases here.
+        self.state = tracking.with_input(tracking.with_erasure(state) if erase else state, envelope.get("id"))
 
     class Erased(Aggregate.Event):
         """A participant's erasure: what it leaves (counts, the rules of their warnings) and nothing
