@@ -272,6 +272,9 @@ class BatchApplication(Application[UUID]):
         rebuilds them from the log; True when it did."""
         if self.views.version(self.projection) == self.projection_version:
             return False
+        if self.views.position(self.projection) == 0:  # nothing projected yet: a new store
+            self.views.reset(self.projection, self.projection_views, self.projection_version)
+            return False
         log.warning(
             "read models written by another version: rebuilding them from the event store",
             extra={"projection": self.projection, "version": self.projection_version},
