@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from .bounds import BoundedTime
+from .vocabulary import rfc3339
 
 CONTENT_TYPE = "application/cloudevents+json"
 SOURCE_PLANNER = "urn:stepout:planner"
@@ -34,13 +35,6 @@ class CloudEvent(BaseModel):
     time: BoundedTime
     datacontenttype: Literal["application/json"] | None = None
     data: dict[str, Any]
-
-
-def rfc3339(moment: datetime) -> str:
-    """UTC, with a `Z`, millisecond precision dropped only when it is zero."""
-    moment = moment.astimezone(UTC)
-    text = moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds")
-    return text.replace("+00:00", "Z")
 
 
 def output_id(*parts: object) -> str:

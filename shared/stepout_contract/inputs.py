@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Annotated, Literal
+from typing import Annotated
 from uuid import UUID
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr, model_validator
 
 from .bounds import KNOWN_TIMEZONES, ZONE_NAME_MAX_CHARS, BoundedTime
 from .subjects import USER_ID_PATTERN
+from .vocabulary import CATEGORIES, Category, Outcome
 
-Category = Literal["money", "favours", "social", "play", "performance", "career"]
-CATEGORIES: tuple[Category, ...] = ("money", "favours", "social", "play", "performance", "career")
-OUTCOMES = ("rejected", "accepted", "hostile", "escaped", "skipped")
+OUTCOMES = tuple(outcome.value for outcome in Outcome)
 FUTURE_TOLERANCE = timedelta(minutes=5)
 NOTE_MAX_CHARS = 2000
 
@@ -88,7 +87,7 @@ class AttemptLogged(_Input):
     assignment_id: UuidText | None = None
     challenge_id: Annotated[str, Field(min_length=1, max_length=64)]
     level: Level | None = None
-    outcome: Literal["rejected", "accepted", "hostile", "escaped", "skipped"]
+    outcome: Outcome
     suds_before: Suds | None = None
     suds_peak: Suds | None = None
     suds_after: Suds | None = None

@@ -6,23 +6,8 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict
 
-Reason = Literal["start", "repeat", "step_up", "step_down", "ease_off", "resume", "returning"]
-PauseReason = Literal["overload", "crisis", "participant", "withdrawn"]
-Severity = Literal["caution", "high", "crisis"]
-Outcome = Literal["rejected", "accepted", "hostile", "escaped", "skipped"]
-# Why a recorded input changed nothing, or less than it asked (`plan.notice`).
-NoticeReason = Literal[
-    "stale",
-    "no_change",
-    "pause_over",
-    "crisis_pause",
-    "overload_hold",
-    "already_paused",
-    "not_paused",
-    "already_withdrawn",
-    "assignment_not_open",
-    "challenge_not_assigned",
-]
+from .vocabulary import AssignmentReason as Reason
+from .vocabulary import ClearedBy, NoticeReason, Outcome, PauseReason, ResumeReason, Severity
 
 
 class _Output(BaseModel):
@@ -69,7 +54,7 @@ class OverloadCleared(_Output):
     warning_id: str
     user_id: str
     cleared_at: AwareDatetime
-    by: Literal["rules", "review", "superseded"]
+    by: ClearedBy
 
 
 class AtLevel(_Output):
@@ -132,7 +117,7 @@ class PlanResumed(_Output):
     or a pause's end passing (`reason` null for decisions recorded before reasons were)."""
 
     user_id: str
-    reason: Literal["participant", "review", "pause_ended"] | None
+    reason: ResumeReason | None
     resumed_at: AwareDatetime
 
 

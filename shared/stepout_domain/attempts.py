@@ -4,16 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from enum import StrEnum
 
-
-class Outcome(StrEnum):
-    REJECTED = "rejected"
-    ACCEPTED = "accepted"
-    HOSTILE = "hostile"
-    ESCAPED = "escaped"
-    SKIPPED = "skipped"
-
+from stepout_contract.vocabulary import Outcome
 
 COMPLETED_OUTCOMES = frozenset({Outcome.REJECTED, Outcome.ACCEPTED, Outcome.HOSTILE})
 REJECTION_OUTCOMES = frozenset({Outcome.REJECTED, Outcome.HOSTILE})

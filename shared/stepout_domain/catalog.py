@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-CATEGORIES: tuple[str, ...] = ("money", "favours", "social", "play", "performance", "career")
+from stepout_contract.vocabulary import CATEGORIES
+
 MIN_LEVEL = 1
 MAX_LEVEL = 10
 MAX_TITLE_LENGTH = 200

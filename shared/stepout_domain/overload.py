@@ -12,18 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 
-from stepout_domain.attempts import Attempt, Outcome
+from stepout_contract.vocabulary import Outcome, Severity
+from stepout_domain.attempts import Attempt
 from stepout_domain.breaks import since_break
 from stepout_domain.ruleset import RuleSet
-
-
-class Severity(StrEnum):
-    CAUTION = "caution"
-    HIGH = "high"
-    CRISIS = "crisis"
-
 
 SEVERITY_RANK: dict[Severity, int] = {Severity.CAUTION: 1, Severity.HIGH: 2, Severity.CRISIS: 3}
 

@@ -8,9 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from stepout_domain.attempts import Outcome
-from stepout_domain.overload import Severity
-from stepout_domain.warnings import ClearedBy
+from stepout_contract.vocabulary import ClearedBy, Outcome, Severity
 
 
 @dataclass(frozen=True, slots=True)

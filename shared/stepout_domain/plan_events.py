@@ -11,14 +11,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from stepout_domain.attempts import Outcome
-from stepout_domain.overload import Severity
-from stepout_domain.warnings import ClearedBy, rfc3339
+from stepout_contract.vocabulary import (
+    AssignmentReason,
+    ClearedBy,
+    Outcome,
+    PauseReason,
+    ResumeReason,
+    Severity,
+    rfc3339,
+)
 
-AssignmentReason = Literal["start", "repeat", "step_up", "step_down", "ease_off", "resume", "returning"]
-PauseReason = Literal["overload", "crisis", "participant", "withdrawn"]
-# Why a pause ended: the participant's resume, a coach's review clearing a crisis, or its end passing.
-ResumeReason = Literal["participant", "review", "pause_ended"]
 CancelReason = Literal["paused", "resumed", "rescheduled", "withdrawn"]
 
 # Fixed for ever: changing it would change every assignment id and break exactly-once publishing.

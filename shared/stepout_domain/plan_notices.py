@@ -13,11 +13,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from stepout_contract.outputs import NoticeReason
+from stepout_contract.vocabulary import NoticeReason, rfc3339
 from stepout_domain.plan_commands import Enrol, ObserveProgress, PauseByParticipant, PlanCommand, Resume, Withdraw
 from stepout_domain.plan_events import PlanEvent, PlanPaused, PlanResumed
 from stepout_domain.plan_state import PlanState
-from stepout_domain.warnings import rfc3339
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,9 +12,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
-from stepout_domain.attempts import COMPLETED_OUTCOMES, Outcome
+from stepout_contract.vocabulary import Outcome, Severity
+from stepout_domain.attempts import COMPLETED_OUTCOMES
 from stepout_domain.catalog import CATEGORIES
-from stepout_domain.overload import Severity
 from stepout_domain.plan_events import (
     Assignment,
     AssignmentCancelled,

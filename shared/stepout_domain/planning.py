@@ -37,9 +37,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from stepout_domain.attempts import Outcome
+from stepout_contract.vocabulary import Outcome, Severity
 from stepout_domain.catalog import MAX_LEVEL, MIN_LEVEL, Catalog
-from stepout_domain.overload import Severity
 from stepout_domain.plan_commands import (
     Enrol,
     LastAttempt,

@@ -11,12 +11,13 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from stepout_domain.attempts import COMPLETED_OUTCOMES, Attempt, Outcome
+from stepout_contract.vocabulary import Outcome, rfc3339
+from stepout_domain.attempts import COMPLETED_OUTCOMES, Attempt
 from stepout_domain.breaks import ends_a_break
 from stepout_domain.overload import attempts_at_level
 from stepout_domain.plan_state import next_local_midnight
 from stepout_domain.ruleset import RuleSet
-from stepout_domain.warnings import Warning, rfc3339
+from stepout_domain.warnings import Warning
 
 __all__ = [
     "as_of",

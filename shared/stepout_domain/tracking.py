@@ -26,8 +26,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from stepout_contract.vocabulary import Outcome
 from stepout_domain import overload, progress, warnings
-from stepout_domain.attempts import Attempt, Outcome
+from stepout_domain.attempts import Attempt
 from stepout_domain.ruleset import RuleSet
 
 # How many inputs' CloudEvent ids a participant's state remembers (attempts have their own key).

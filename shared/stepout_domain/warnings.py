@@ -11,23 +11,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Literal
+from datetime import datetime, timedelta
 
-from stepout_domain.overload import RuleHit, Severity, highest
+from stepout_contract.vocabulary import ClearedBy, Severity, rfc3339
+from stepout_domain.overload import RuleHit, highest
 from stepout_domain.ruleset import RuleSet
-
-ClearedBy = Literal["rules", "review", "superseded"]
 
 # Fixed for ever: changing it would change every warning id and break exactly-once publishing.
 WARNING_ID_NAMESPACE = uuid.UUID("0f5b7d0e-2c4a-5e8b-9a61-3d2c7b9e4f10")
-
-
-def rfc3339(moment: datetime) -> str:
-    """UTC with a `Z`; microseconds only when not zero (as the contract's envelope writes times)."""
-    moment = moment.astimezone(UTC)
-    text = moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds")
-    return text.replace("+00:00", "Z")
 
 
 def warning_id_for(user_id: str, attempt_id: str) -> str:

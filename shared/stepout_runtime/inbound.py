@@ -104,7 +104,7 @@ def plain_words(error: Any) -> str:
     field = str(error["loc"][-1]) if error["loc"] else ""
     if field in ("user_id", "subject") and kind in ("string_pattern_mismatch", "string_too_long", "string_too_short"):
         return f"is not a valid user id: it must be {USER_ID_WORDS}"
-    if kind == "literal_error":
+    if kind in ("literal_error", "enum"):
         return f"must be one of {ctx.get('expected', 'the values the contract lists')}"
     if kind in ("greater_than_equal", "greater_than"):
         return f"must be at least {ctx.get('ge', ctx.get('gt'))}"

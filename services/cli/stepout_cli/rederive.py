@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from stepout_contract.envelope import rfc3339
 from stepout_contract.settings import Settings
+from stepout_contract.vocabulary import rfc3339
 from stepout_domain import planning, tracking
 from stepout_domain.attempts import Attempt
 from stepout_domain.catalog import Catalog, load_catalog

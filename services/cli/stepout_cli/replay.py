@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from stepout_contract.envelope import rfc3339
 from stepout_contract.settings import Settings
+from stepout_contract.vocabulary import rfc3339
 from stepout_domain.plan_state import PlanState, evolve, initial_state
 from stepout_domain.progress import erased_view
 from stepout_planner.plan import erased_state

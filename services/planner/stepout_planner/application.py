@@ -12,10 +12,9 @@ from eventsourcing.persistence import Notification
 from stepout_contract import inputs, outputs
 from stepout_contract.envelope import SOURCE_PLANNER, make_event, output_id, rfc3339
 from stepout_contract.subjects import Subjects
+from stepout_contract.vocabulary import Outcome, Severity
 from stepout_domain import planning
-from stepout_domain.attempts import Outcome
 from stepout_domain.catalog import Catalog
-from stepout_domain.overload import Severity
 from stepout_domain.plan_events import ChallengeAssigned, PlanPaused, PlanResumed, Withdrawn
 from stepout_domain.plan_notices import notice_for
 from stepout_domain.plan_state import PlanState

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from stepout_contract.envelope import rfc3339
+from stepout_contract.vocabulary import rfc3339
 from stepout_runtime.erasure import erased_record
 from stepout_runtime.history_pages import Key, PageEntry, read_entries
 from stepout_runtime.personal_events import ErasedData

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from stepout_contract.vocabulary import rfc3339
 from stepout_domain.plan_events import (
     AssignmentCancelled,
     AssignmentClosed,
@@ -14,7 +15,6 @@ from stepout_domain.plan_events import (
     WarningObserved,
     Withdrawn,
 )
-from stepout_domain.warnings import rfc3339
 
 
 def apply(view: dict[str, Any] | None, user_id: str, event: Any) -> dict[str, Any] | None:

@@ -15,8 +15,9 @@ from eventsourcing.persistence import Notification
 from stepout_contract.envelope import SOURCE_TRACKER, make_event, output_id
 from stepout_contract.inputs import AttemptLogged, ParticipantEnrolled, ParticipantReviewed, ParticipantWithdrawn
 from stepout_contract.subjects import Subjects
+from stepout_contract.vocabulary import Outcome
 from stepout_domain import progress, tracking
-from stepout_domain.attempts import Attempt, Outcome
+from stepout_domain.attempts import Attempt
 from stepout_domain.catalog import Catalog
 from stepout_domain.ruleset import RuleSet
 from stepout_runtime.application import BatchApplication, Touched
