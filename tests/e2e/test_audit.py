@@ -228,6 +228,8 @@ async def test_export_after_erasure_still_verifies_and_keeps_the_counts(
     await answer(platform, user, 1, note=NOTE)
     await answer(platform, user, 2, note=NOTE)
     await platform.wait_for("progress.updated", user, count=2)
+    # The planner assigns the third challenge after the second completion; the withdrawal must come after it.
+    await platform.wait_for("challenge.assigned", user, count=3)
     await platform.publish("participant.withdrawn", user, {"user_id": user, "erase": True})
     await platform.wait_for("plan.paused", user)
     await asyncio.sleep(0.5)  # the erasure runs in the tracker's outbox, after the commit
