@@ -9,7 +9,7 @@ LOCK_BUILD   := requirements/build.txt
 LOCK_RUNTIME := requirements/runtime.txt
 LOCK_DEV     := requirements/dev.txt
 
-.PHONY: install lock run test test-unit lint format bench asyncapi rules-doc clean ops-tools check-deploy
+.PHONY: install lock run simulate test test-unit lint format bench asyncapi rules-doc clean ops-tools check-deploy
 
 ## Only locked packages, each file checked against its hash: the build tools first, then the dev lock
 ## (a package without a wheel, like nkeys, is built by the locked setuptools, not by one fetched for the build),
@@ -78,6 +78,10 @@ lock: install
 run: install
 	$(BIN)/stepout run all
 
+## A synthetic cohort driven through the system `make run` runs: `make simulate ARGS="--participants 30 --days 7"`.
+simulate: install
+	$(BIN)/python -m stepout_simulate $(ARGS)
+
 ## Unit, integration and end-to-end tests against a real nats-server started by the test session.
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -100,7 +104,7 @@ rules-doc: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy shared services
+	$(BIN)/mypy shared services tools
 
 format: install
 	$(BIN)/ruff format .

@@ -11,8 +11,8 @@ from pathlib import Path
 import nats
 import pytest
 
-from stepout_cli.simulate import run_simulation, simulate
 from stepout_contract.settings import Settings
+from stepout_simulate import run_simulation, simulate
 from support import NatsServer, System, new_prefix
 
 SUMMARY_KEYS = {

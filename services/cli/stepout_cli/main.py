@@ -103,8 +103,16 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             raise
     if args.command == "simulate":
-        from .simulate import simulate
-
+        try:
+            from stepout_simulate import simulate
+        except ModuleNotFoundError as exc:
+            if exc.name != "stepout_simulate":
+                raise  # the simulator is installed but cannot import: a bug to see, not a missing tool
+            print(
+                "stepout simulate: the simulator is a development tool, found in a checkout's tools/ (`make install`)",
+                file=sys.stderr,
+            )
+            return 2
         return simulate(settings, args.participants, args.days, args.seed, as_json=args.json)
     if args.command == "projections":
         from .projections import rebuild

@@ -8,10 +8,10 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .simulate_personas import DELIBERATE_DEAD_LETTERS, PERSONAS, STEADY
+from .personas import DELIBERATE_DEAD_LETTERS, PERSONAS, STEADY
 
 if TYPE_CHECKING:
-    from .simulate import Participant, Simulation
+    from .cohort import Participant, Simulation
 
 
 def _time(text: str) -> datetime:

@@ -1,6 +1,6 @@
-"""`stepout simulate`: drive a synthetic cohort through a running system over NATS, as a platform would.
+"""The run of `stepout simulate`: drive a synthetic cohort through a running system over NATS, as a platform would.
 
-Each participant (`simulate_personas.Script`) enrols, then walks its days from `--days`
+Each participant (`personas.Script`) enrols, then walks its days from `--days`
 ago up to now: every attempt answers the latest `challenge.assigned` it received, and
 the next attempt waits for the planner's next assignment. Simulated time only moves
 forward and never passes the moment the run started, so no `occurred_at` is ever in
@@ -32,15 +32,16 @@ from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.errors import Error as NatsError
 
+from stepout_cli import natsd
+from stepout_contract import dead_letters
 from stepout_contract.envelope import CONTENT_TYPE, encode, make_event, rfc3339
 from stepout_contract.settings import Settings
 from stepout_contract.subjects import OUTPUT_FAMILIES, Subjects
 from stepout_runtime.connection import connect_options
 from stepout_runtime.server_version import FLOOR_TEXT, is_supported, too_old_line, version_of, where_of
 
-from . import natsd
-from .simulate_personas import Script, assign_personas
-from .simulate_summary import refused_valid_inputs, render, summarise
+from .personas import Script, assign_personas
+from .summary import refused_valid_inputs, render, summarise
 
 SOURCE = "urn:example:stepout-simulate"  # a platform's source: `urn:stepout:` is for stepout's own outputs
 COACH_ID = "sim-coach"
@@ -139,9 +140,9 @@ class Simulation:
 
     async def _on_dead_letter(self, msg: Msg) -> None:
         headers = msg.headers or {}
-        if self.subjects.user_of(headers.get("Stepout-Original-Subject", "")) in self.cohort:
+        if self.subjects.user_of(headers.get(dead_letters.ORIGINAL_SUBJECT, "")) in self.cohort:
             service = msg.subject.rsplit(".", 1)[-1]  # P.deadletter.<service>
-            self.dead_letters[service, headers.get("Stepout-Reason", "unknown")] += 1
+            self.dead_letters[service, headers.get(dead_letters.REASON, "unknown")] += 1
 
     async def publish(self, kind: str, script: Script, data: dict[str, Any], at: datetime) -> None:
         family, name = kind.split(".")
