@@ -337,26 +337,30 @@ def settings_of(system: System) -> Any:
 
 
 def tamper_event(system: System, service: str, user_id: str, topic_end: str, old: bytes, new: bytes) -> int:
-    """Change the first stored event of `user_id` in `service` whose topic ends with `topic_end`, as an
-    insider holding the keys could: opened, edited, sealed again. Its version. SQLite stores only."""
+    """Change the first stored event of `user_id` in `service` whose topic ends with `topic_end` and
+    that holds `old`, as an insider holding the keys could: opened, edited, sealed again. Its version.
+    SQLite stores only."""
     import sqlite3
 
     from eventsourcing.persistence import StoredEvent
 
+    from stepout_audit.entries import aggregate_id
     from stepout_cli.stores import open_app
-    from stepout_cli.trail import aggregate_id
     from stepout_runtime.personal_events import SEALED_FOR_OWNER
 
     originator = aggregate_id(service, user_id)
     with open_app(settings_of(system), service) as app, sqlite3.connect(system.data_dir / f"{service}.db") as db:
-        version, topic, state = db.execute(
+        rows = db.execute(
             "SELECT originator_version, topic, state FROM stored_events WHERE originator_id = ? AND topic LIKE ? "
-            "ORDER BY originator_version LIMIT 1",
+            "ORDER BY originator_version",
             (originator.hex, f"%{topic_end}"),
-        ).fetchone()
-        stored = StoredEvent(originator, version, topic, state)
-        opened = app.mapper.opened(stored)  # type: ignore[attr-defined]
-        assert old in opened, opened
+        ).fetchall()
+        for version, topic, state in rows:
+            opened = app.mapper.opened(StoredEvent(originator, version, topic, state))  # type: ignore[attr-defined]
+            if old in opened:
+                break
+        else:
+            raise AssertionError(f"no stored {topic_end} of {user_id} holds {old!r}")
         edited = StoredEvent(originator, version, topic, opened.replace(old, new, 1))
         resealed = app.mapper.sealed(edited, personal=state.startswith(SEALED_FOR_OWNER))  # type: ignore[attr-defined]
         db.execute(

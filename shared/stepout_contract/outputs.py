@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict
+from pydantic import AwareDatetime, BaseModel, ConfigDict, PlainSerializer
 
 from .vocabulary import AssignmentReason as Reason
-from .vocabulary import ClearedBy, NoticeReason, Outcome, PauseReason, ResumeReason, Severity
+from .vocabulary import ClearedBy, NoticeReason, Outcome, PauseReason, ResumeReason, Severity, rfc3339
+
+# Every time on the wire is UTC with a `Z` (`vocabulary.rfc3339`), whatever offset it was read with.
+Time = Annotated[AwareDatetime, PlainSerializer(rfc3339, return_type=str, when_used="json")]
 
 
 class _Output(BaseModel):
@@ -22,21 +25,21 @@ class ChallengeAssigned(_Output):
     category: str
     level: int
     reason: Reason
-    not_before: AwareDatetime
+    not_before: Time
     ruleset_version: str
 
 
 class PlanPaused(_Output):
     user_id: str
     reason: PauseReason
-    until: AwareDatetime | None
+    until: Time | None
     warning_id: str | None
 
 
 class RuleHitView(_Output):
     rule: str
-    observed: float
-    threshold: float
+    observed: int | float
+    threshold: int | float
 
 
 class OverloadWarning(_Output):
@@ -46,14 +49,14 @@ class OverloadWarning(_Output):
     rules: list[RuleHitView]
     evidence: list[str]
     escalate: bool
-    raised_at: AwareDatetime
+    raised_at: Time
     ruleset_version: str
 
 
 class OverloadCleared(_Output):
     warning_id: str
     user_id: str
-    cleared_at: AwareDatetime
+    cleared_at: Time
     by: ClearedBy
 
 
@@ -78,7 +81,7 @@ class LastAttempt(_Output):
     level: int
     outcome: Outcome
     suds_peak: int | None
-    occurred_at: AwareDatetime
+    occurred_at: Time
     after_break: bool = False
 
 
@@ -92,12 +95,12 @@ class ProgressView(_Output):
     expectancy_last5: float | None
     streak_days: int
     active_warning: ActiveWarning | None
-    last_attempt_at: AwareDatetime | None
+    last_attempt_at: Time | None
     ruleset_version: str
     position: int
     last_attempt: LastAttempt | None = None
     practice_level: int | None = None
-    streak_until: AwareDatetime | None = None
+    streak_until: Time | None = None
     withdrawn: bool = False
     erased: bool = False
 
@@ -107,7 +110,7 @@ class PlanView(_Output):
     status: Literal["active", "paused", "withdrawn"]
     level: int | None
     open_assignment: ChallengeAssigned | None
-    paused_until: AwareDatetime | None
+    paused_until: Time | None
     plan_level: int | None = None
     erased: bool = False
 
@@ -118,7 +121,7 @@ class PlanResumed(_Output):
 
     user_id: str
     reason: ResumeReason | None
-    resumed_at: AwareDatetime
+    resumed_at: Time
 
 
 class PlanNotice(_Output):

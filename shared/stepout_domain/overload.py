@@ -1,10 +1,10 @@
 """Overload rules (DOMAIN.md "Overload warnings"): which of the six rules hold after an attempt.
 
-Every rule is judged at the last attempt of the history it is given; every window
-counts back from that attempt's `occurred_at`, never from a clock. The history is
-the participant's attempts in the order they occurred (`occurred_at`), whatever the
-order they arrived in, so no window sees a negative interval. A time window
-is inclusive: an attempt exactly 7 days (or 24 h) before the judged one is inside it.
+Every rule is judged at the newest attempt of the history it is given (`history.History`);
+every window counts back from that attempt's `occurred_at`, never from a clock. The history
+is the participant's attempts in the order they occurred (`occurred_at`), whatever the order
+they arrived in, so no window sees a negative interval. A time window is inclusive: an
+attempt exactly 7 days (or 24 h) before the judged one is inside it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 
 from stepout_contract.vocabulary import Outcome, Severity
 from stepout_domain.attempts import Attempt
-from stepout_domain.breaks import since_break
+from stepout_domain.history import History
 from stepout_domain.ruleset import RuleSet
 
 SEVERITY_RANK: dict[Severity, int] = {Severity.CAUTION: 1, Severity.HIGH: 2, Severity.CRISIS: 3}
@@ -45,27 +45,6 @@ class RuleHit:
     severity: Severity
     evidence: tuple[str, ...]
 
-    def as_wire(self) -> dict[str, object]:
-        return {"rule": self.rule, "observed": self.observed, "threshold": self.threshold}
-
-
-def attempts_at_level(attempts: Sequence[Attempt], level: int, restart_after_days: int | None = None) -> list[Attempt]:
-    """The attempts since the participant last arrived at `level`, oldest first.
-
-    Scans back from the newest attempt and stops at the first attempt at another
-    level that came from an assignment; self-chosen attempts (no `assignment_id`)
-    at other levels are skipped without breaking the run. With `restart_after_days`,
-    the run also starts again after a break that long (`breaks.since_break`).
-    """
-    run: list[Attempt] = []
-    for attempt in reversed(since_break(attempts, restart_after_days)):
-        if attempt.level == level:
-            run.append(attempt)
-        elif attempt.assignment_id is not None:
-            break
-    run.reverse()
-    return run
-
 
 def _within(attempt: Attempt, judged_at: datetime, window: timedelta) -> bool:
     return judged_at - attempt.occurred_at <= window
@@ -93,22 +72,22 @@ def _high_distress(history: Sequence[Attempt], rules: RuleSet) -> RuleHit | None
     return RuleHit("high_distress", len(counted), rules.high_distress_count, Severity.CAUTION, tuple(counted))
 
 
-def _no_habituation(history: Sequence[Attempt], rules: RuleSet) -> RuleHit | None:
+def _no_habituation(history: History, rules: RuleSet) -> RuleHit | None:
     """At the judged attempt's level, over the run since the participant last arrived
-    there (`attempts_at_level`): at least `no_habituation_min_attempts` attempts with
+    there (`History.run_at`): at least `no_habituation_min_attempts` attempts with
     a peak, and the latest such peak is not below the first. Observed is the latest
-    peak, threshold the first."""
-    peaks = [
-        (a.attempt_id, a.suds_peak)
-        for a in attempts_at_level(history, history[-1].level, rules.return_after_days)
-        if a.suds_peak is not None
-    ]
-    if len(peaks) < rules.no_habituation_min_attempts:
+    peak, threshold the first; the evidence is the attempt of the first peak and the run's
+    recent attempts with a peak (at most `history.RECENT_KEPT` + 1 ids, however long the run)."""
+    assert history.newest is not None
+    run = history.run_at(history.newest.level, rules.return_after_days)
+    first, latest = run.first_peak, run.latest_peak
+    if run.peak_count < rules.no_habituation_min_attempts or first is None or latest is None:
         return None
-    first, latest = peaks[0][1], peaks[-1][1]
     if latest < first:
         return None
-    return RuleHit("no_habituation", latest, first, Severity.CAUTION, tuple(i for i, _ in peaks))
+    with_peak = [a.attempt_id for a in run.recent if a.suds_peak is not None]
+    evidence = tuple(dict.fromkeys([run.first_peak_id, *with_peak] if run.first_peak_id else with_peak))
+    return RuleHit("no_habituation", latest, first, Severity.CAUTION, evidence)
 
 
 def _escapes(history: Sequence[Attempt], rules: RuleSet) -> RuleHit | None:
@@ -170,30 +149,27 @@ def _crisis_reported(history: Sequence[Attempt], crisis: tuple[Sequence[str], in
     return RuleHit("crisis_reported", count, 1, Severity.CRISIS, evidence)
 
 
-_COUNTED_RULES: tuple[Callable[[Sequence[Attempt], RuleSet], RuleHit | None], ...] = (
-    _high_distress,
-    _no_habituation,
+# The rules judged on the recent attempts, and the one that reads the run at a level.
+_WINDOWED: tuple[Callable[[Sequence[Attempt], RuleSet], RuleHit | None], ...] = (
     _escapes,
     _rejection_streak,
     _hostile_rejections,
 )
 
 
-def evaluate(
-    attempts: Sequence[Attempt], rules: RuleSet, crisis: tuple[Sequence[str], int] | None = None
-) -> list[RuleHit]:
-    """Every overload rule that holds at the last of `attempts`, in `RULE_IDS` order.
+def evaluate(history: History, rules: RuleSet, crisis: tuple[Sequence[str], int] | None = None) -> list[RuleHit]:
+    """Every overload rule that holds at the newest attempt of `history`, in `RULE_IDS` order.
 
-    `attempts` is the history in `occurred_at` order, judged at its newest attempt.
-    `crisis_reported` holds while a reported crisis has not been covered by a coach's
+    Windows count back from the newest attempt (`occurred_at` order, whatever the arrival
+    order). `crisis_reported` holds while a reported crisis has not been covered by a coach's
     review, whenever it occurred: `crisis` gives those reports as (attempt ids kept as
     evidence, how many), as `tracking.TrackerState` keeps them; without it every report
-    in `attempts` counts. An empty history holds no rule.
+    among the recent attempts counts. An empty history holds no rule.
     """
-    if not attempts:
+    recent = history.recent
+    if not recent:
         return []
-    hits = [hit for rule in _COUNTED_RULES if (hit := rule(attempts, rules)) is not None]
-    found = _crisis_reported(attempts, crisis)
-    if found is not None:
-        hits.append(found)
-    return hits
+    found = [_high_distress(recent, rules), _no_habituation(history, rules)]
+    found += [rule(recent, rules) for rule in _WINDOWED]
+    found.append(_crisis_reported(recent, crisis))
+    return [hit for hit in found if hit is not None]

@@ -18,7 +18,6 @@ from stepout_contract.vocabulary import (
     PauseReason,
     ResumeReason,
     Severity,
-    rfc3339,
 )
 
 CancelReason = Literal["paused", "resumed", "rescheduled", "withdrawn"]
@@ -46,20 +45,6 @@ class Assignment:
     not_before: datetime
     ruleset_version: str
     issued_at: datetime
-
-    def as_wire(self) -> dict[str, object]:
-        """The `challenge.assigned` data (CONTRACT §4)."""
-        return {
-            "assignment_id": self.assignment_id,
-            "user_id": self.user_id,
-            "challenge_id": self.challenge_id,
-            "title": self.title,
-            "category": self.category,
-            "level": self.level,
-            "reason": self.reason,
-            "not_before": rfc3339(self.not_before),
-            "ruleset_version": self.ruleset_version,
-        }
 
 
 @dataclass(frozen=True, slots=True)

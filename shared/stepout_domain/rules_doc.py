@@ -21,8 +21,8 @@ from pydantic.fields import FieldInfo
 
 from stepout_contract.inputs import ParticipantEnrolled
 from stepout_domain.catalog import MAX_LEVEL, MIN_LEVEL
+from stepout_domain.history import EXPECTANCY_LAST
 from stepout_domain.overload import RULE_IDS
-from stepout_domain.progress import EXPECTANCY_LAST
 from stepout_domain.ruleset import CURRENT_VERSION, DEFAULT_RULESET, SHIPPED_DIR, RuleSet, by_version, load_ruleset
 
 WIDTH = 100  # of a line of prose in the document

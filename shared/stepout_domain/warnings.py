@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from stepout_contract.vocabulary import ClearedBy, Severity, rfc3339
+from stepout_contract.vocabulary import ClearedBy, Severity
 from stepout_domain.overload import RuleHit, highest
 from stepout_domain.ruleset import RuleSet
 
@@ -43,27 +43,6 @@ class Warning:
     def rule_ids(self) -> frozenset[str]:
         return frozenset(hit.rule for hit in self.rules)
 
-    def as_wire(self) -> dict[str, object]:
-        """The `overload.warning` data (CONTRACT §4)."""
-        return {
-            "warning_id": self.warning_id,
-            "user_id": self.user_id,
-            "severity": self.severity.value,
-            "rules": [hit.as_wire() for hit in self.rules],
-            "evidence": list(self.evidence),
-            "escalate": self.escalate,
-            "raised_at": rfc3339(self.raised_at),
-            "ruleset_version": self.ruleset_version,
-        }
-
-    def as_active(self) -> dict[str, object]:
-        """The `active_warning` of the progress view."""
-        return {
-            "warning_id": self.warning_id,
-            "severity": self.severity.value,
-            "rules": [hit.as_wire() for hit in self.rules],
-        }
-
 
 @dataclass(frozen=True, slots=True)
 class Clearing:
@@ -73,15 +52,6 @@ class Clearing:
     user_id: str
     cleared_at: datetime
     by: ClearedBy
-
-    def as_wire(self) -> dict[str, object]:
-        """The `overload.cleared` data (CONTRACT §4)."""
-        return {
-            "warning_id": self.warning_id,
-            "user_id": self.user_id,
-            "cleared_at": rfc3339(self.cleared_at),
-            "by": self.by,
-        }
 
 
 def _raise(

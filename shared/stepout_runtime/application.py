@@ -13,7 +13,8 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.cipher import AESCipher
 from eventsourcing.domain import Aggregate, Snapshot
-from eventsourcing.persistence import JSONTranscoder, Mapper, Notification
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Mapper, Notification
+from eventsourcing.popo import POPOApplicationRecorder
 from eventsourcing.utils import Environment
 
 from stepout_contract.subjects import Subjects
@@ -24,6 +25,7 @@ from .inbound import Inbound, Retry, Verdict
 from .keystore import KeyStore
 from .metrics import CommonMetrics
 from .personal_events import ErasedData, PersonalMapper
+from .recorders import IndexedMemoryRecorder
 from .store import TRANSIENT_ERRORS
 from .transcodings import DataclassAsJSON
 from .views import PositionConflict, Rows, ViewStore
@@ -31,7 +33,9 @@ from .views import PositionConflict, Rows, ViewStore
 log = logging.getLogger(__name__)
 
 # The aggregate cache is bounded by the memory its aggregates take (as `cache_weight` estimates it).
-CACHE_BYTES = 192 * 1024 * 1024
+CACHE_BYTES = 128 * 1024 * 1024
+# Every this many stored events of a participant, a snapshot: loading reads at most this many events.
+SNAPSHOT_EVERY = 50
 PAGE = 1000
 
 
@@ -91,6 +95,15 @@ class BatchApplication(Application[UUID]):
         # need not read and decode them again: (first notification id, last id, effects).
         self.outbox_feed: deque[tuple[int, int, list[Any]]] = deque(maxlen=64)
 
+    def construct_recorder(self) -> Any:
+        recorder = super().construct_recorder()
+        # In memory (tests of one service's deciding), the same attempt index as the stores' recorders.
+        return IndexedMemoryRecorder() if type(recorder) is POPOApplicationRecorder else recorder
+
+    def known_attempts(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], str | None]:
+        """Which (aggregate id, attempt_id) were recorded already, with the digest of what each said."""
+        return self.recorder.known_attempts(keys)  # type: ignore[attr-defined,no-any-return]
+
     def construct_mapper(self) -> Mapper[UUID]:
         # Events stored by the previous release were encrypted, if at all, with STEPOUT_CIPHER_KEY itself.
         legacy = self._legacy_cipher_key
@@ -118,10 +131,37 @@ class BatchApplication(Application[UUID]):
         return bool(aggregate.state.erased)
 
     def snapshot_erased(self, key: UUID) -> None:
-        """Store the snapshot an erased participant is loaded from once their key is destroyed."""
+        """Store the snapshot an erased participant is loaded from once their key is destroyed (when
+        the batch that erased them could not: a crash between its commit and its snapshot)."""
         aggregate: Any = self.repository.get(key)
         assert self.snapshots is not None
-        self.snapshots.put([ErasedSnapshot.take(aggregate)])
+        try:
+            self.snapshots.put([ErasedSnapshot.take(aggregate)])
+        except IntegrityError:
+            pass  # taken already, right after the erasure was stored
+
+    def _snapshot(self, touched: Touched, stored_before: dict[UUID, int]) -> None:
+        """Snapshots of what the batch stored: each aggregate whose events crossed a multiple of
+        `SNAPSHOT_EVERY` (so a load reads at most that many events), and each one erased now (it is
+        loaded from that snapshot once its key is destroyed). Taken from memory, not reloaded; a
+        snapshot is only ever a shortcut, so one lost to a crash costs nothing but a longer load."""
+        assert self.snapshots is not None
+        taken: list[Snapshot] = []
+        for key, aggregate in touched.items():
+            state = getattr(aggregate, "state", None)
+            if getattr(state, "erased", False):
+                taken.append(ErasedSnapshot.take(aggregate))
+            elif aggregate.version // SNAPSHOT_EVERY > stored_before[key] // SNAPSHOT_EVERY:
+                taken.append(aggregate.Snapshot.take(aggregate))
+        if taken:
+            try:
+                self.snapshots.put(taken)
+            except IntegrityError:
+                for snapshot in taken:  # one of them was taken already (a batch decided again)
+                    try:
+                        self.snapshots.put([snapshot])
+                    except IntegrityError:
+                        pass
 
     # Subclass hooks ---------------------------------------------------------------------------
 
@@ -194,7 +234,7 @@ class BatchApplication(Application[UUID]):
             touched = Touched()
             verdicts: list[Verdict] = []
             waiting: set[str] = set()  # participants with an input to be redelivered
-            self.begin_batch()
+            self.begin_batch(items)
             try:
                 for i, item in enumerate(items):
                     if i in failed:
@@ -231,13 +271,15 @@ class BatchApplication(Application[UUID]):
         recordings: list[Any] = []
         if touched:
             started = time.perf_counter()
+            stored_before = {key: a.version - len(a.pending_events) for key, a in touched.items()}
             try:
-                recordings = self.save(*touched.values())
+                recordings = self.save(*touched.values(), **self.save_extras())
             except BaseException:
                 self.forget(touched)
                 raise
             self.metrics.store_append_seconds.observe(time.perf_counter() - started)
             self._remember(touched)
+            self._snapshot(touched, stored_before)
         self.after_commit()
         if not self._project_recorded(recordings):
             self.project()
@@ -262,8 +304,12 @@ class BatchApplication(Application[UUID]):
         self.metrics.projection_lag.labels(self.projection).set(0)
         return True
 
-    def begin_batch(self) -> None:
-        """Runs before (each attempt at) deciding a batch."""
+    def begin_batch(self, items: Sequence[Inbound]) -> None:
+        """Runs before (each attempt at) deciding the batch `items`."""
+
+    def save_extras(self) -> dict[str, Any]:
+        """What else the batch's transaction writes (passed to the recorder with the events)."""
+        return {}
 
     # Read model -------------------------------------------------------------------------------
 

@@ -16,9 +16,6 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.persistence import StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder
-from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor
-from psycopg.sql import SQL, Identifier
 
 GENESIS = "0" * 64
 
@@ -29,7 +26,7 @@ def chain_hash(prev: str, originator_id: UUID | str, version: int, topic: str, s
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-class _Chaining:
+class Chaining:
     """Computes chain rows for a batch; remembers heads only once the batch is committed."""
 
     def _init_chain(self) -> None:
@@ -62,97 +59,6 @@ class _Chaining:
         self._pending.clear()
         if len(self._heads) > 200_000:
             self._heads.clear()
-
-
-class ChainedSQLiteRecorder(_Chaining, SQLiteApplicationRecorder):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._init_chain()
-
-    def construct_create_table_statements(self) -> list[str]:
-        return [
-            *super().construct_create_table_statements(),
-            "CREATE TABLE IF NOT EXISTS event_chain (originator_id TEXT, originator_version INTEGER, "
-            "hash TEXT NOT NULL, PRIMARY KEY (originator_id, originator_version)) WITHOUT ROWID",
-        ]
-
-    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        try:
-            result = super().insert_events(stored_events, **kwargs)
-        except BaseException:
-            self._pending.clear()
-            raise
-        self._committed()
-        return result
-
-    def _insert_events(self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
-        result = super()._insert_events(c, stored_events, **kwargs)
-
-        def lookup(key: str, version: int) -> str | None:
-            c.execute("SELECT hash FROM event_chain WHERE originator_id=? AND originator_version=?", (key, version))
-            row = c.fetchone()
-            return row[0] if row else None
-
-        rows = self._chain_rows(stored_events, lookup)
-        c.executemany("INSERT INTO event_chain VALUES (?, ?, ?)", rows)
-        return result
-
-    def chain_of(self, originator_id: UUID) -> dict[int, str]:
-        with self.datastore.transaction(commit=False) as c:
-            c.execute("SELECT originator_version, hash FROM event_chain WHERE originator_id=?", (str(originator_id),))
-            return {row[0]: row[1] for row in c.fetchall()}
-
-
-class ChainedPostgresRecorder(_Chaining, PostgresApplicationRecorder):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._init_chain()
-        self._chain_table = SQL("{schema}.{table}").format(
-            schema=Identifier(self.datastore.schema), table=Identifier(f"{self.events_table_name}_chain")
-        )
-        self.sql_create_statements.append(
-            SQL(
-                "CREATE TABLE IF NOT EXISTS {t} (originator_id text, originator_version bigint, "
-                "hash text NOT NULL, PRIMARY KEY (originator_id, originator_version))"
-            ).format(t=self._chain_table)
-        )
-
-    def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
-        try:
-            result = super().insert_events(stored_events, **kwargs)
-        except BaseException:
-            self._pending.clear()
-            raise
-        self._committed()
-        return result
-
-    def _insert_events(self, curs: Any, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
-        super()._insert_events(curs, stored_events, **kwargs)
-        if not stored_events:
-            return
-        # The chain must not interleave with another writer of the same table.
-        curs.execute(SQL("LOCK TABLE {t} IN EXCLUSIVE MODE").format(t=self._chain_table))
-
-        def lookup(key: str, version: int) -> str | None:
-            curs.execute(
-                SQL("SELECT hash FROM {t} WHERE originator_id=%s AND originator_version=%s").format(
-                    t=self._chain_table
-                ),
-                (key, version),
-            )
-            row = curs.fetchone()
-            return (row["hash"] if isinstance(row, dict) else row[0]) if row else None
-
-        rows = self._chain_rows(stored_events, lookup)
-        curs.executemany(SQL("INSERT INTO {t} VALUES (%s, %s, %s)").format(t=self._chain_table), rows)
-
-    def chain_of(self, originator_id: UUID) -> dict[int, str]:
-        with self.datastore.transaction(commit=False) as curs:
-            curs.execute(
-                SQL("SELECT originator_version, hash FROM {t} WHERE originator_id=%s").format(t=self._chain_table),
-                (str(originator_id),),
-            )
-            return {row["originator_version"]: row["hash"] for row in curs.fetchall()}
 
 
 @dataclass(frozen=True)

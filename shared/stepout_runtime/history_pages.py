@@ -27,6 +27,13 @@ Key = tuple[int, int]  # (stored version, index among the entries of that stored
 START: Key = (0, -1)
 
 
+def trail_order(recorded_at: datetime, service: str, key: Key) -> tuple[datetime, str, int, int]:
+    """Where an entry goes in a participant's merged trail: by when it was recorded, then service,
+    stored version and index. The history query and the audit export (`stepout_audit.merge`) both
+    order by it, so they are one trail."""
+    return (recorded_at, service, key[0], key[1])
+
+
 @dataclass(frozen=True, slots=True)
 class PageEntry:
     key: Key
@@ -84,8 +91,8 @@ class Page:
 def merge_page(
     parts: dict[str, tuple[list[PageEntry], bool]], cursor: dict[str, Key], limit: int, budget: int = PAGE_BYTES
 ) -> Page:
-    """The oldest `limit` entries of all parts (service -> (entries, more follow)) by when they were
-    recorded (ties in the parts' order), cut short before `budget` bytes of JSON."""
+    """The oldest `limit` entries of all parts (service -> (entries, more follow)) in `trail_order`,
+    cut short before `budget` bytes of JSON."""
     heads = {service: 0 for service in parts}
     taken = dict(cursor)
     events: list[dict[str, Any]] = []
@@ -94,7 +101,9 @@ def merge_page(
         ready = [(s, parts[s][0][i]) for s, i in heads.items() if i < len(parts[s][0])]
         if not ready:
             break
-        service, entry = min(ready, key=lambda item: datetime.fromisoformat(item[1].recorded_at))
+        service, entry = min(
+            ready, key=lambda item: trail_order(datetime.fromisoformat(item[1].recorded_at), item[0], item[1].key)
+        )
         cost = len(json.dumps(entry.event, separators=(",", ":"), ensure_ascii=False).encode())
         if events and size + cost > budget:
             break

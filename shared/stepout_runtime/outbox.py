@@ -50,6 +50,20 @@ class Erase:
 
 
 Effect = Output | Erase
+OutputKind = tuple[str, str]  # (family, event name): `P.<family>.<event>.<user_id>`, `stepout.<family>.<event>.v1`
+
+
+class OutputRegistry:
+    """Which of a decider's events are published, as what output, with what data: typed, by the
+    event's class, so nothing maps stored events to outputs by their names."""
+
+    def __init__(self, kinds: dict[type, tuple[OutputKind, Callable[[Any, str], dict[str, Any]]]]) -> None:
+        self._kinds = kinds
+
+    def of(self, event: Any, user_id: str) -> tuple[OutputKind, dict[str, Any]] | None:
+        """The output `event` (decided for `user_id`) is published as, if any: its kind and data."""
+        found = self._kinds.get(type(event))
+        return None if found is None else (found[0], found[1](event, user_id))
 
 
 def relay_for(

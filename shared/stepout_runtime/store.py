@@ -71,7 +71,7 @@ def eventsourcing_env(settings: Settings, where: StoreLocation) -> dict[str, Any
     if where.kind == "sqlite":
         assert where.sqlite_path is not None
         env.update(
-            APPLICATION_RECORDER_TOPIC="stepout_runtime.chain:ChainedSQLiteRecorder",
+            APPLICATION_RECORDER_TOPIC="stepout_runtime.recorders:ChainedSQLiteRecorder",
             PERSISTENCE_MODULE="eventsourcing.sqlite",
             SQLITE_DBNAME=str(where.sqlite_path),
             SQLITE_LOCK_TIMEOUT="5",
@@ -81,7 +81,7 @@ def eventsourcing_env(settings: Settings, where: StoreLocation) -> dict[str, Any
 
         parts = conninfo_to_dict(where.postgres_dsn or "")
         env.update(
-            APPLICATION_RECORDER_TOPIC="stepout_runtime.chain:ChainedPostgresRecorder",
+            APPLICATION_RECORDER_TOPIC="stepout_runtime.recorders:ChainedPostgresRecorder",
             PERSISTENCE_MODULE="eventsourcing.postgres",
             POSTGRES_DBNAME=str(parts.get("dbname", "postgres")),
             POSTGRES_HOST=str(parts.get("host", "127.0.0.1")),

@@ -72,6 +72,27 @@ def tamper(system: System, user: str, topic_end: str, old: bytes, new: bytes) ->
     return tamper_event(system, "tracker", user, topic_end, old, new)
 
 
+async def test_the_history_query_and_the_export_are_one_trail(
+    platform: Platform, system: System, tmp_path: Path
+) -> None:
+    """The history an integrator pages through and the export an auditor verifies are the same
+    events in the same order: one merged trail of both services, each input once."""
+    user = "u-one-trail"
+    await five_rejections_in_a_day(platform, user)
+    await platform.wait_for("challenge.assigned", user, count=6)
+    queried = await platform.history(user, page=4)  # several pages, each cut between the services
+    assert "error" not in queried, queried
+    system.stop()
+
+    out = tmp_path / "trail.jsonl"
+    exported = stepout(system, "audit", "export", "--user", user, "--out", str(out))
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    chained = ("stepoutseq", "stepouthash")
+    lines = [{k: v for k, v in e.items() if k not in chained} for e in lines_of(out)]
+    assert [e["id"] for e in queried["events"]] == [e["id"] for e in lines]
+    assert queried["events"] == lines
+
+
 async def test_export_is_deterministic_and_verify_names_the_changed_line(
     platform: Platform, system: System, tmp_path: Path
 ) -> None:
@@ -126,7 +147,7 @@ async def test_export_refuses_a_changed_tracker_store_and_names_the_version(
     await platform.wait_for("challenge.assigned", user, count=2)
     system.stop()
 
-    version = tamper(system, user, "AttemptRecorded", b'"suds_peak":50', b'"suds_peak":40')
+    version = tamper(system, user, "Decided", b'"suds_peak":50', b'"suds_peak":40')
     out = tmp_path / "export.jsonl"
     refused = stepout(system, "audit", "export", "--user", user, "--out", str(out))
     assert refused.returncode == 1
@@ -212,7 +233,7 @@ async def test_decisions_rederive_with_their_recorded_rule_sets_and_name_a_tampe
     assert f"2026.2, {CURRENT_VERSION}" in mixed.stdout
     assert "warnings 2" in mixed.stdout and "clearings 1" in mixed.stdout
 
-    version = tamper(system, user, "WarningRaised", b'"escalate":false', b'"escalate":true')
+    version = tamper(system, user, "Decided", b'"escalate":false', b'"escalate":true')
     tampered = stepout(system, "audit", "decisions", "--user", user)
     assert tampered.returncode == 1
     assert f"mismatch: tracker store, participant {user}, event version {version}" in tampered.stdout

@@ -179,7 +179,9 @@ async def test_an_assignment_replaced_before_it_was_tried_uses_up_nothing(platfo
         await platform.publish("participant.paused", user, {"user_id": user, "until": until})
         await platform.publish("participant.resumed", user, {"user_id": user})
     await platform.wait_for("plan.resumed", user, count=3)
-    latest = platform.events("challenge.assigned", user)[-1]["data"]
+    # The first, then one from each pause (for when it ends) and one from each resume, published after
+    # the plan.resumed of its decision.
+    latest = (await platform.wait_for("challenge.assigned", user, count=7))[-1]["data"]
     assert datetime.fromisoformat(latest["not_before"]) <= datetime.now(UTC)
 
 

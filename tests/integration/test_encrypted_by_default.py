@@ -91,7 +91,7 @@ def the_note_of(data: Path, user: str) -> str:
                 event = app.mapper.to_domain_event(stored)
             except ErasedData:
                 continue
-            if type(event).__name__ == "AttemptRecorded":
+            if type(event).__name__ == "Decided" and event.sealed_note is not None:
                 owner = owner_of(user)
                 key = app.keys.owner_key(owner)
                 assert key is not None
@@ -124,7 +124,7 @@ def test_make_run_encrypts_with_no_setting_and_a_rotated_master_key_still_reads_
     keys.close()
     assert files_containing(data, jetstream_key) == []  # the server's key is in no file
     for marker in (NOTE, "coach-at-rest", attempt["attempt_id"]):
-        assert files_containing(data, marker) == []  # stores, read models, NATS store, logs
+        assert files_containing(data, marker) == [], marker  # stores, read models, NATS store, logs
 
     before = key_file.read_text()
     rotated = subprocess.run(

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from stepout_audit.chain import ChainHolds, LineBreaks, chained_lines, verify_lines
 from stepout_cli.audit import verify
-from stepout_cli.audit_chain import ChainHolds, LineBreaks, chained_lines, verify_lines
 
 EVENTS = [
     {

@@ -9,22 +9,14 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from stepout_contract import wire
 from stepout_contract.outputs import ProgressView
 from stepout_domain.attempts import Attempt, Outcome
 from stepout_domain.overload import RULE_IDS, SEVERITY_RANK, RuleHit, Severity
 from stepout_domain.ruleset import DEFAULT_RULESET
-from stepout_domain.tracking import (
-    TrackerState,
-    decide_attempt,
-    decide_review,
-    hits_of,
-    initial_state,
-    progress_view,
-    with_attempt,
-    with_clearing,
-    with_review,
-    with_warning,
-)
+from stepout_domain.tracker_commands import Enrol, RecordAttempt, Review
+from stepout_domain.tracker_events import ProgressUpdated, TrackerEvent, WarningCleared, WarningRaised
+from stepout_domain.tracking import TrackerState, decide, hits_of, initial_state, replay
 from stepout_domain.warnings import Clearing, Warning
 
 RULES = DEFAULT_RULESET
@@ -64,11 +56,16 @@ def timelines(draw: st.DrawFn) -> list[Attempt | datetime]:
     return steps
 
 
+def enrolled(user_id: str) -> TrackerState:
+    state = initial_state(user_id)
+    return replay(state, decide(state, Enrol("Europe/Berlin", T0), RULES))
+
+
 @dataclass
 class Fold:
     """What a tracker records, folding a timeline step by step with the domain's own decider."""
 
-    state: TrackerState = field(default_factory=lambda: initial_state(USER, "Europe/Berlin"))
+    state: TrackerState = field(default_factory=lambda: enrolled(USER))
     raised: list[Warning] = field(default_factory=list)
     steps: list[tuple[list[RuleHit], Clearing | None, Warning | None]] = field(default_factory=list)
     views: list[dict[str, object]] = field(default_factory=list)
@@ -78,28 +75,40 @@ class Fold:
         return self.state.active_warning
 
 
+def _cleared(events: list[TrackerEvent]) -> Clearing | None:
+    return next((e.clearing for e in events if isinstance(e, WarningCleared)), None)
+
+
+def _raised(events: list[TrackerEvent]) -> Warning | None:
+    return next((e.warning for e in events if isinstance(e, WarningRaised)), None)
+
+
 def fold(timeline: list[Attempt | datetime]) -> Fold:
     f = Fold()
     for step in timeline:
         if isinstance(step, datetime):
-            cleared = decide_review(f.state, step, RULES)
-            f.state = with_review(f.state, step)
+            events = decide(f.state, Review(step), RULES)
+            cleared = _cleared(events)
             check_clearing(f, cleared, step)
+            f.state = replay(f.state, events)
             f.steps.append((hits_of(f.state, RULES), cleared, None))
             continue
-        decision = decide_attempt(f.state, step, step.occurred_at, RULES)
-        f.state = with_attempt(f.state, step, step.occurred_at)
+        events = decide(f.state, RecordAttempt(step, step.occurred_at), RULES)
+        cleared, raised = _cleared(events), _raised(events)
+        if raised is not None:
+            assert cleared is not None or f.active is None, "a warning is raised only when none is active"
+        after = replay(f.state, events[:1])
+        assert after.history.newest is not None
+        check_clearing(f, cleared, after.history.newest.occurred_at)
+        f.state = replay(f.state, events)
         hits = hits_of(f.state, RULES)
-        check_clearing(f, decision.cleared, f.state.attempts[-1].occurred_at)
-        if decision.raised is not None:
-            assert f.active is None, "a warning is raised only when none is active"
-            f.state = with_warning(f.state, decision.raised)
-            f.raised.append(decision.raised)
+        if raised is not None:
+            f.raised.append(raised)
         if hits:
             assert f.active is not None
             assert {h.rule for h in hits} <= f.active.rule_ids, "the active warning lists every rule that holds"
-        f.steps.append((hits, decision.cleared, decision.raised))
-        f.views.append(progress_view(f.state, RULES, arrived=step))
+        f.steps.append((hits, cleared, raised))
+        f.views.extend(e.view for e in events if isinstance(e, ProgressUpdated))
     return f
 
 
@@ -110,7 +119,6 @@ def check_clearing(f: Fold, cleared: Clearing | None, at: datetime) -> None:
     assert cleared.cleared_at == at
     if cleared.by == "rules":
         assert f.active.severity is not Severity.CRISIS
-    f.state = with_clearing(f.state)
 
 
 @settings(max_examples=150, deadline=None)
@@ -143,7 +151,7 @@ def test_the_same_history_always_gives_the_same_decisions(timeline: list[Attempt
     first, second = fold(timeline), fold(list(timeline))
     assert first.steps == second.steps
     assert first.views == second.views
-    assert [w.as_wire() for w in first.raised] == [w.as_wire() for w in second.raised]
+    assert [wire.warning(w) for w in first.raised] == [wire.warning(w) for w in second.raised]
 
 
 @settings(max_examples=50, deadline=None)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from stepout_contract import wire
 from stepout_domain.attempts import Attempt, Outcome
+from stepout_domain.history import History
 from stepout_domain.overload import RULE_IDS, RuleHit, Severity, evaluate
 from stepout_domain.ruleset import DEFAULT_RULESET
 
@@ -51,11 +53,11 @@ def by_peak(*peaks: int) -> list[Attempt]:
 
 
 def hit(history: list[Attempt], rule: str, crisis: tuple[tuple[str, ...], int] | None = None) -> RuleHit | None:
-    return next((h for h in evaluate(history, DEFAULT_RULESET, crisis) if h.rule == rule), None)
+    return next((h for h in evaluate(History.of(history), DEFAULT_RULESET, crisis) if h.rule == rule), None)
 
 
 def test_empty_history_holds_no_rule() -> None:
-    assert evaluate([], DEFAULT_RULESET) == []
+    assert evaluate(History(), DEFAULT_RULESET) == []
 
 
 def test_rule_ids_follow_the_domain_table() -> None:
@@ -230,9 +232,9 @@ def test_all_rules_that_hold_are_reported_in_table_order() -> None:
     outcomes = ("hostile", "escaped", "hostile", "escaped", "rejected")
     history = hourly(*outcomes, peaks=[90, 90, 90, 90, 90])
     history[-1] = attempt(4, T0 + 4 * HOUR, "rejected", 90, crisis=True)
-    rules = [h.rule for h in evaluate(history, DEFAULT_RULESET)]
+    rules = [h.rule for h in evaluate(History.of(history), DEFAULT_RULESET)]
     assert rules == ["high_distress", "no_habituation", "escapes", "hostile_rejections", "crisis_reported"]
-    assert evaluate(history, DEFAULT_RULESET)[0].as_wire() == {
+    assert wire.rule_hit(evaluate(History.of(history), DEFAULT_RULESET)[0]).model_dump() == {
         "rule": "high_distress",
         "observed": 3,
         "threshold": 2,

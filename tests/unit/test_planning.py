@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from stepout_contract import wire
 from stepout_domain.attempts import Outcome
 from stepout_domain.catalog import Catalog, load_catalog
 from stepout_domain.overload import Severity
@@ -146,10 +147,10 @@ def test_assignment_ids_are_uuid5_of_user_and_ordinal() -> None:
     assert uuid.UUID(assignment_id_for("u-1", 7)).version == 5
 
 
-def test_assignment_as_wire_is_the_challenge_assigned_data_with_z_times() -> None:
+def test_an_assignment_on_the_wire_is_the_challenge_assigned_data_with_z_times() -> None:
     plan = Plan(datetime(2026, 11, 26, 7, 30, tzinfo=ZoneInfo("America/New_York")))
-    wire = plan.open.as_wire()
-    assert set(wire) == {
+    data = wire.assignment(plan.open)
+    assert set(data) == {
         "assignment_id",
         "user_id",
         "challenge_id",
@@ -160,8 +161,8 @@ def test_assignment_as_wire_is_the_challenge_assigned_data_with_z_times() -> Non
         "not_before",
         "ruleset_version",
     }
-    assert wire["not_before"] == "2026-11-26T12:30:00Z"
-    assert wire["reason"] == "start"
+    assert data["not_before"] == "2026-11-26T12:30:00Z"
+    assert data["reason"] == "start"
 
 
 def test_every_assignment_carries_the_rule_set_version_that_made_it() -> None:

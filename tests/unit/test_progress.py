@@ -4,19 +4,40 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from stepout_contract import wire
 from stepout_contract.outputs import ProgressView
+from stepout_domain import progress
 from stepout_domain.attempts import Attempt, Outcome
+from stepout_domain.history import History
 from stepout_domain.overload import RuleHit, Severity
-from stepout_domain.progress import (
-    attempts_at_level,
-    current_level,
-    is_ready,
-    progress_view,
-    streak_days,
-)
-from stepout_domain.ruleset import DEFAULT_RULESET
+from stepout_domain.ruleset import DEFAULT_RULESET, RuleSet
 from stepout_domain.warnings import Warning
+
+
+# The progress functions read a `History`; these give them one folded from a list of attempts.
+def attempts_at_level(history: list[Attempt], level: int) -> list[Attempt]:
+    return list(History.of(history).run_at(level).recent)
+
+
+def current_level(history: list[Attempt]) -> int | None:
+    return History.of(history).current_level()
+
+
+def is_ready(history: list[Attempt], level: int, now: datetime, timezone: str, rules: RuleSet) -> bool:
+    return progress.is_ready(History.of(history, timezone), level, now, rules)
+
+
+def streak_days(history: list[Attempt], timezone: str) -> int:
+    return History.of(history, timezone).streak_days()
+
+
+def progress_view(
+    user_id: str, history: list[Attempt], timezone: str, warning: Warning | None, rules: RuleSet, **more: Any
+) -> dict[str, object]:
+    return progress.progress_view(user_id, History.of(history, timezone), warning, rules, **more)
+
 
 RULES = DEFAULT_RULESET
 T0 = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -195,7 +216,7 @@ def test_progress_view_has_the_contract_keys_and_is_json() -> None:
     assert view["completed"] == 5 and view["position"] == 6
     assert view["at_level"] == {"attempts": 5, "first_peak": 60, "latest_peak": 35}
     assert view["streak_days"] == 1
-    assert view["active_warning"] == warning.as_active()
+    assert view["active_warning"] == wire.active_warning(warning)
     assert view["last_attempt_at"] == "2026-11-07T09:00:00Z"
     assert view["last_attempt"] == {
         "attempt_id": "a5", "assignment_id": None, "challenge_id": "c-1", "level": 6,

@@ -11,38 +11,36 @@ from test_overload_rules import DAY, HOUR, T0, attempt
 
 from stepout_domain.attempts import Attempt
 from stepout_domain.ruleset import DEFAULT_RULESET
-from stepout_domain.tracking import (
-    INPUT_IDS_KEPT,
-    TrackerState,
-    decide_attempt,
-    decide_review,
-    hits_of,
-    initial_state,
-    with_attempt,
-    with_clearing,
-    with_input,
-    with_review,
-    with_warning,
-)
+from stepout_domain.tracker_commands import Enrol, RecordAttempt, Review
+from stepout_domain.tracker_events import WarningCleared
+from stepout_domain.tracker_state import INPUT_IDS_KEPT
+from stepout_domain.tracking import TrackerState, decide, hits_of, initial_state, replay, with_input
+from stepout_domain.warnings import Clearing
 
 RULES = DEFAULT_RULESET
 ARRIVAL = T0 + 30 * DAY  # when the late attempts arrive, after every one they are judged with
 
 
+def enrolled() -> TrackerState:
+    state = initial_state("u-1")
+    return replay(state, decide(state, Enrol("UTC", T0 - DAY), RULES))
+
+
 def record(state: TrackerState, new: Attempt, arrived: datetime | None = None) -> TrackerState:
-    """Record `new` as the tracker does: decide, then fold the attempt and its warning decision."""
+    """Record `new` as the tracker does: decide, then fold what was decided."""
     reported_at = arrived if arrived is not None else new.occurred_at
-    decision = decide_attempt(state, new, reported_at, RULES)
-    state = with_attempt(state, new, reported_at)
-    if decision.cleared is not None:
-        state = with_clearing(state)
-    if decision.raised is not None:
-        state = with_warning(state, decision.raised)
-    return state
+    return replay(state, decide(state, RecordAttempt(new, reported_at), RULES))
+
+
+def review(state: TrackerState, reviewed_at: datetime) -> tuple[TrackerState, Clearing | None]:
+    """A coach's review decided and folded, with the clearing it made (if any)."""
+    events = decide(state, Review(reviewed_at), RULES)
+    cleared = next((e.clearing for e in events if isinstance(e, WarningCleared)), None)
+    return replay(state, events), cleared
 
 
 def recorded(attempts: Sequence[Attempt], late: Attempt) -> TrackerState:
-    state = initial_state("u-1", "UTC")
+    state = enrolled()
     for a in attempts:
         state = record(state, a)
     return record(state, late, ARRIVAL)
@@ -54,7 +52,7 @@ def rules_holding(state: TrackerState) -> set[str]:
 
 def test_a_late_attempt_is_placed_where_it_occurred() -> None:
     state = recorded([attempt(0, T0), attempt(1, T0 + 2 * HOUR)], attempt(2, T0 + HOUR))
-    assert [a.attempt_id for a in state.attempts] == ["a0", "a2", "a1"]
+    assert [a.attempt_id for a in state.history.recent] == ["a0", "a2", "a1"]
 
 
 def test_high_distress_counts_a_late_attempt_inside_its_window_and_not_one_outside() -> None:
@@ -97,19 +95,19 @@ def test_a_crisis_reported_by_a_late_attempt_raises_a_crisis_warning_whenever_it
 
 
 def test_a_late_crisis_that_occurred_before_a_review_but_arrived_after_it_still_raises() -> None:
-    state = record(initial_state("u-1", "UTC"), attempt(0, T0))
+    state = record(enrolled(), attempt(0, T0))
     reviewed_at = T0 + HOUR
-    assert decide_review(state, reviewed_at, RULES) is None
-    state = with_review(state, reviewed_at)
+    state, cleared = review(state, reviewed_at)
+    assert cleared is None
     state = record(state, attempt(1, reviewed_at - HOUR / 6, crisis=True), T0 + 2 * HOUR)
     assert state.active_warning is not None and state.active_warning.severity == "crisis"
 
 
 def crisis_then_review(reviewed_at: datetime) -> TrackerState:
-    state = record(initial_state("u-1", "UTC"), attempt(0, T0, crisis=True))
-    cleared = decide_review(state, reviewed_at, RULES)
+    state = record(enrolled(), attempt(0, T0, crisis=True))
+    state, cleared = review(state, reviewed_at)
     assert cleared is not None and cleared.by == "review"
-    return with_clearing(with_review(state, reviewed_at))
+    return state
 
 
 def test_a_review_repeated_after_a_second_crisis_does_not_clear_it() -> None:
@@ -119,23 +117,32 @@ def test_a_review_repeated_after_a_second_crisis_does_not_clear_it() -> None:
     state = record(state, attempt(1, T0 + 2 * HOUR, crisis=True))
     second = state.active_warning
     assert second is not None and second.severity == "crisis"
-    assert decide_review(state, first_review, RULES) is None  # the first review, once more
-    state = with_review(state, first_review)
+    assert decide(state, Review(first_review), RULES) == []  # the first review, once more
     assert "crisis_reported" in rules_holding(state)
     assert state.active_warning == second
     # A review made after the second crisis clears it.
-    cleared = decide_review(state, T0 + 3 * HOUR, RULES)
+    _, cleared = review(state, T0 + 3 * HOUR)
     assert cleared is not None and cleared.warning_id == second.warning_id
 
 
 def test_a_review_older_than_the_crisis_report_covers_nothing() -> None:
-    state = record(initial_state("u-1", "UTC"), attempt(0, T0, crisis=True), arrived=T0 + HOUR)
-    assert decide_review(state, T0 + HOUR / 2, RULES) is None
-    assert "crisis_reported" in rules_holding(with_review(state, T0 + HOUR / 2))
+    state = record(enrolled(), attempt(0, T0, crisis=True), arrived=T0 + HOUR)
+    after, cleared = review(state, T0 + HOUR / 2)
+    assert cleared is None
+    assert "crisis_reported" in rules_holding(after)
+    assert after.active_warning == state.active_warning
+
+
+def test_an_enrolment_no_later_than_the_one_in_force_decides_nothing() -> None:
+    state = enrolled()
+    assert decide(state, Enrol("Europe/Berlin", T0 - DAY), RULES) == []
+    assert decide(state, Enrol("Europe/Berlin", T0 - 2 * DAY), RULES) == []
+    changed = replay(state, decide(state, Enrol("Europe/Berlin", T0), RULES))
+    assert changed.timezone == "Europe/Berlin"
 
 
 def test_input_ids_are_remembered_up_to_a_bound() -> None:
-    state = initial_state("u-1", "UTC")
+    state = initial_state("u-1")
     for n in range(INPUT_IDS_KEPT + 10):
         state = with_input(state, f"e{n}")
     assert state.handled(f"e{INPUT_IDS_KEPT + 9}") and state.handled("e10")

@@ -6,8 +6,10 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
+from stepout_contract import wire
 from stepout_contract.outputs import OverloadCleared, OverloadWarning
 from stepout_domain.attempts import Attempt, Outcome
+from stepout_domain.history import History
 from stepout_domain.overload import RuleHit, Severity, evaluate
 from stepout_domain.ruleset import DEFAULT_RULESET
 from stepout_domain.warnings import (
@@ -42,7 +44,7 @@ def test_fifth_rejection_in_a_day_raises_caution() -> None:
     history = [
         Attempt(f"a{i}", T0 + i * 5 * HOUR, 3, Outcome.REJECTED, "c-1", f"as{i}", 30, 40 - i, 20) for i in range(5)
     ]
-    hits = evaluate(history, RULES)
+    hits = evaluate(History.of(history), RULES)
     warning = raise_(hits, at=history[-1].occurred_at, attempt_id="a4")
     assert warning.severity is Severity.CAUTION
     assert [h.rule for h in warning.rules] == ["rejection_streak"]
@@ -157,15 +159,19 @@ def test_superseding_an_escalated_warning_keeps_the_escalation() -> None:
 
 def test_wire_forms_match_the_contract() -> None:
     warning = raise_([ESCAPES, HOSTILE], at=datetime(2026, 11, 26, 21, 15, tzinfo=UTC) + timedelta(hours=-1))
-    wire = warning.as_wire()
-    assert json.loads(json.dumps(wire)) == wire
-    assert wire["raised_at"] == "2026-11-26T20:15:00Z"
-    assert wire["rules"] == [
+    data = wire.warning(warning)
+    assert json.loads(json.dumps(data)) == data
+    assert data["raised_at"] == "2026-11-26T20:15:00Z"
+    assert data["rules"] == [
         {"rule": "escapes", "observed": 2, "threshold": 2},
         {"rule": "hostile_rejections", "observed": 2, "threshold": 2},
     ]
-    assert OverloadWarning.model_validate(wire).severity == "high"
-    cleared = Clearing(warning.warning_id, "u-1", T0, "superseded").as_wire()
+    assert OverloadWarning.model_validate(data).severity == "high"
+    cleared = wire.clearing(Clearing(warning.warning_id, "u-1", T0, "superseded"))
     assert OverloadCleared.model_validate(cleared).by == "superseded"
     assert cleared["cleared_at"] == "2026-11-02T09:00:00Z"
-    assert warning.as_active() == {"warning_id": warning.warning_id, "severity": "high", "rules": wire["rules"]}
+    assert wire.active_warning(warning) == {
+        "warning_id": warning.warning_id,
+        "severity": "high",
+        "rules": data["rules"],
+    }

@@ -1,21 +1,21 @@
-"""`stepout audit export` and `stepout audit verify`: a participant's trail as a hash-chained file."""
+"""`stepout audit export`, `stepout audit verify` and `stepout audit decisions`: a participant's trail
+as a hash-chained file, its check, and their decisions re-derived (`stepout_audit` does the work)."""
 
 from __future__ import annotations
 
-import json
-import os
 import sys
-import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
 
+from stepout_audit.chain import ChainHolds
+from stepout_audit.entries import UnreadableEvent
+from stepout_audit.export import verify_file, write_export
+from stepout_audit.rederive import rederive
 from stepout_contract.settings import Settings
+from stepout_contract.vocabulary import rfc3339
+from stepout_domain.catalog import load_catalog
 
-from .audit_chain import GENESIS, HASH, ChainHolds, chained_lines, verify_lines
-from .bars import progress_bars, stderr_console
-from .trail import UnreadableEvent, read_trail
+from .bars import drawn_on, progress_bars, stderr_console
+from .stores import trail_of
 
 
 def export(settings: Settings, user_id: str, out: Path) -> int:
@@ -26,7 +26,7 @@ def export(settings: Settings, user_id: str, out: Path) -> int:
     """
     console = stderr_console()
     try:
-        trail = read_trail(settings, user_id, console, stop_at_break=True)
+        trail = trail_of(settings, user_id, console, stop_at_break=True)
     except UnreadableEvent as exc:
         print(f"{exc.naming(user_id)}; nothing exported")
         return 1
@@ -38,49 +38,24 @@ def export(settings: Settings, user_id: str, out: Path) -> int:
     if not trail.known:
         print(f"stepout: participant {user_id!r} is in neither event store", file=sys.stderr)
         return 1
-    rows = trail.rows()
-    last = ""
     try:
-        with _replacing(out) as file, progress_bars(console) as bars:
-            task = bars.add_task("export", total=len(rows))
-            for line in chained_lines(row.event for row in rows):
-                file.write(line.encode("utf-8") + b"\n")
-                last = line
-                bars.advance(task)
+        with progress_bars(console) as bars:
+            exported = write_export(trail.rows(), out, drawn_on(bars))
     except OSError as exc:
         print(f"stepout: cannot write {out}: {exc.strerror}", file=sys.stderr)
         return 2
-    inputs = sum(1 for row in rows if row.is_input)
-    final = json.loads(last)[HASH] if last else GENESIS
     print(
-        f"exported {len(rows)} events of {user_id} to {out}: {inputs} inputs, {len(rows) - inputs} decisions; "
-        f"final hash {final}"
+        f"exported {exported.events} events of {user_id} to {out}: {exported.inputs} inputs, "
+        f"{exported.decisions} decisions; final hash {exported.final_hash}"
     )
     return 0
-
-
-@contextmanager
-def _replacing(path: Path) -> Iterator[BinaryIO]:
-    """A temporary file beside `path` that takes its place only once fully written."""
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            yield file
-        os.replace(name, path)
-    except BaseException:
-        Path(name).unlink(missing_ok=True)
-        raise
 
 
 def verify(path: Path) -> int:
     """Recompute the chain of an export from its text alone. Exit 1 naming the first line that breaks it."""
     try:
-        with path.open("rb") as file:
-            total = sum(1 for _ in file)
-            file.seek(0)
-            with progress_bars(stderr_console()) as bars:
-                task = bars.add_task("verify", total=total)
-                result = verify_lines(_lines(file, lambda: bars.advance(task)))
+        with progress_bars(stderr_console()) as bars:
+            result = verify_file(path, drawn_on(bars))
     except OSError as exc:
         print(f"stepout: cannot read {path}: {exc.strerror}", file=sys.stderr)
         return 2
@@ -94,7 +69,34 @@ def verify(path: Path) -> int:
     return 0
 
 
-def _lines(file: BinaryIO, advance: Callable[[], None]) -> Iterator[bytes]:
-    for raw in file:
-        yield raw[:-1] if raw.endswith(b"\n") else raw
-        advance()
+def audit_decisions(settings: Settings, user_id: str) -> int:
+    """Exit 0 when every stored decision is re-derived exactly, 1 at the first that is not (or a broken chain)."""
+    try:
+        trail = trail_of(settings, user_id, stderr_console())
+    except UnreadableEvent as exc:
+        print(f"mismatch: {exc.naming(user_id)}")
+        return 1
+    if not trail.known:
+        print(f"stepout: participant {user_id!r} is in neither event store", file=sys.stderr)
+        return 1
+    for service, found in trail.breaks:
+        print(f"chain broken: {service} store, participant {user_id}, event version {found.version}: {found.reason}")
+    if trail.erased:
+        print(
+            f"{user_id} was erased: the {trail.unreadable} stored events before the erasure no longer read, so their "
+            "decisions cannot be re-derived; what erasure left is in the export"
+        )
+        return 1 if trail.breaks else 0
+    result = rederive(trail, load_catalog(settings.catalog))
+    if result.mismatch is not None:
+        m = result.mismatch
+        print(
+            f"mismatch: {m.service} store, participant {user_id}, event version {m.version} "
+            f"(stored {rfc3339(m.timestamp)}): {m.what}"
+        )
+    if result.mismatch is not None or trail.breaks:
+        return 1
+    kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(result.counts.items(), key=lambda kv: (-kv[1], kv[0])))
+    versions = ", ".join(sorted(result.versions)) or "none"
+    print(f"re-derived {result.total} decisions of {user_id} under rule set(s) {versions}: {kinds or 'none'}")
+    return 0

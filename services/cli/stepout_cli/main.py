@@ -150,7 +150,7 @@ def _reading_stores(settings: Settings, args: argparse.Namespace) -> int:
 
         return export(settings, args.user, args.out)
     if args.command == "audit" and args.action == "decisions":
-        from .rederive import audit_decisions
+        from .audit import audit_decisions
 
         return audit_decisions(settings, args.user)
     return 2

@@ -1,13 +1,18 @@
-"""Opening both services' event stores from the command line, without NATS."""
+"""Opening both services' event stores from the command line, without NATS, and reading a
+participant's trail from them."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import CollectorRegistry
+from rich.console import Console
 
+from stepout_audit.entries import SERVICES
+from stepout_audit.trail import Trail, read_trail
 from stepout_contract.settings import Settings
 from stepout_contract.subjects import Subjects
 from stepout_domain.catalog import load_catalog
@@ -20,7 +25,7 @@ from stepout_runtime.store import StoreLocation, eventsourcing_env, location
 from stepout_runtime.views import RowSealer, ViewStore
 from stepout_tracker.application import TrackerApplication
 
-SERVICES = ("tracker", "planner")
+from .bars import drawn_on, progress_bars
 
 
 @contextmanager
@@ -56,3 +61,16 @@ def open_app(
         app.close()
         views.close()
         keys.close()
+
+
+@contextmanager
+def opened(settings: Settings) -> Iterator[dict[str, Any]]:
+    """Both services' applications on their stores, by service name."""
+    with ExitStack() as stack:
+        yield {service: stack.enter_context(open_app(settings, service)) for service in SERVICES}
+
+
+def trail_of(settings: Settings, user_id: str, console: Console, *, stop_at_break: bool = False) -> Trail:
+    """The participant's trail read from both stores, a bar per store on `console` (`read_trail`)."""
+    with opened(settings) as apps, progress_bars(console) as bars:
+        return read_trail(apps, user_id, progress=drawn_on(bars), stop_at_break=stop_at_break)

@@ -9,8 +9,8 @@ from typing import Any
 
 from eventsourcing.persistence import Notification
 
-from stepout_contract import inputs, outputs
-from stepout_contract.envelope import SOURCE_PLANNER, make_event, output_id, rfc3339
+from stepout_contract import inputs, outputs, wire
+from stepout_contract.envelope import SOURCE_PLANNER, make_event, output_id
 from stepout_contract.subjects import Subjects
 from stepout_contract.vocabulary import Outcome, Severity
 from stepout_domain import planning
@@ -23,7 +23,7 @@ from stepout_runtime.application import BatchApplication, Touched
 from stepout_runtime.inbound import DeadLetter, Inbound, Retry, Verdict
 from stepout_runtime.keystore import KeyStore
 from stepout_runtime.metrics import PlannerMetrics
-from stepout_runtime.outbox import Effect, Erase, Output
+from stepout_runtime.outbox import Effect, Erase, Output, OutputRegistry
 from stepout_runtime.views import Row, Rows, ViewStore
 
 from . import plan_view
@@ -126,7 +126,7 @@ class PlannerApplication(BatchApplication):
         self._topic = f"{Plan.__module__}:Plan.Decided"
         self._erased_topic = f"{Plan.__module__}:Plan.Erased"
 
-    def begin_batch(self) -> None:
+    def begin_batch(self, items: Sequence[Inbound]) -> None:
         self._decided = []
 
     def decide(self, item: Inbound, touched: Touched) -> Verdict:
@@ -255,20 +255,10 @@ class PlannerApplication(BatchApplication):
             return Output(self.subjects.event(family, name, user_id), cloud_event)
 
         for index, record in enumerate(stored.events):
-            event = event_from(record)
-            if isinstance(event, ChallengeAssigned):
-                found.append(output(index, "challenge", "assigned", event.assignment.as_wire()))
-            elif isinstance(event, PlanPaused):
-                data = {
-                    "user_id": user_id,
-                    "reason": event.reason,
-                    "until": rfc3339(event.until) if event.until else None,
-                    "warning_id": event.warning_id,
-                }
-                found.append(output(index, "plan", "paused", data))
-            elif isinstance(event, PlanResumed):
-                data = {"user_id": user_id, "reason": event.reason, "resumed_at": rfc3339(event.at)}
-                found.append(output(index, "plan", "resumed", data))
+            published = OUTPUTS.of(event_from(record), user_id)
+            if published is not None:
+                (family, name), data = published
+                found.append(output(index, family, name, data))
         if stored.notice is not None:
             found.append(output("notice", "plan", "notice", self._notice_wire(stored, user_id)))
         return found
@@ -279,16 +269,26 @@ class PlannerApplication(BatchApplication):
         command = stored.command
         attempt = command["body"]["last_attempt"] if command["kind"] == "ObserveProgress" else None
         platform = from_platform(stored.cause)
-        return {
-            "user_id": user_id,
-            "input_type": stored.cause["type"] if platform else "stepout.attempt.logged.v1",
-            "input_id": stored.cause["id"] if platform else None,
-            "attempt_id": attempt["attempt_id"] if attempt is not None else None,
-            "reason": stored.notice["reason"],
-            "detail": stored.notice["detail"],
-        }
+        return wire.notice(
+            user_id,
+            input_type=stored.cause["type"] if platform else "stepout.attempt.logged.v1",
+            input_id=stored.cause["id"] if platform else None,
+            attempt_id=attempt["attempt_id"] if attempt is not None else None,
+            reason=stored.notice["reason"],
+            detail=stored.notice["detail"],
+        )
 
     def erase(self, user_id: str) -> None:
         """Destroy the participant's planner key, once the snapshot they load from without it is stored."""
         self.snapshot_erased(plan_id(user_id))
         self.keys.erase(owner_of(user_id))
+
+
+# The plan events that are published, and as what (the contract's models write the data).
+OUTPUTS = OutputRegistry(
+    {
+        ChallengeAssigned: (("challenge", "assigned"), lambda e, _: wire.assignment(e.assignment)),
+        PlanPaused: (("plan", "paused"), lambda e, user_id: wire.pause(user_id, e.reason, e.until, e.warning_id)),
+        PlanResumed: (("plan", "resumed"), lambda e, user_id: wire.resumed(user_id, e.reason, e.at)),
+    }
+)

@@ -1,35 +1,49 @@
-"""The planner's part of a participant's history: inputs only it keeps, and its decisions."""
+"""The planner's part of a participant's history: inputs only it keeps, and its decisions.
+
+`planner_input` and `planner_published` say what one stored event stands for; the history
+pages here and the audit trail (`stepout_audit`) both read stored events through them.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from stepout_contract.envelope import make_event
 from stepout_contract.vocabulary import rfc3339
 from stepout_runtime.erasure import erased_record
 from stepout_runtime.history_pages import Key, PageEntry, read_entries
+from stepout_runtime.outbox import Output
 from stepout_runtime.personal_events import ErasedData
 
 from .plan import from_platform, plan_id
 
 
-def planner_input(decided: Any, user_id: str) -> dict[str, Any] | None:
-    """The platform input a decision records, rebuilt from its cause and command; None when the
-    decision came from the tracker's outputs (those are the tracker's own history)."""
-    cause = decided.cause
-    if not from_platform(cause):
+def planner_input(stored: Any, user_id: str) -> dict[str, Any] | None:
+    """The platform input a stored decision records, rebuilt from its cause and command; None for
+    anything but a decision, and for a decision made of the tracker's outputs (those are the
+    tracker's own history)."""
+    if type(stored).__name__ != "Decided" or not from_platform(stored.cause):
         return None
-    data = {k: v for k, v in decided.command["body"].items() if k != "at"}
+    cause = stored.cause
+    data = {k: v for k, v in stored.command["body"].items() if k != "at"}
     data["user_id"] = user_id
-    return {
-        "specversion": "1.0",
-        "id": cause["id"],
-        "source": cause["source"],
-        "type": cause["type"],
-        "subject": user_id,
-        "time": cause.get("time") or cause["received_at"],
-        "datacontenttype": "application/json",
-        "data": data,
-    }
+    return make_event(
+        event_id=cause["id"],
+        source=cause["source"],
+        type_=cause["type"],
+        user_id=user_id,
+        time=datetime.fromisoformat(cause.get("time") or cause["received_at"]),
+        data=data,
+    )
+
+
+def planner_published(app: Any, stored: Any) -> list[dict[str, Any]]:
+    """The CloudEvents one stored event was published as (the outbox's own mapping, so with the
+    published ids); an erasure as its erasure record."""
+    if type(stored).__name__ == "Erased":
+        return [erased_record("planner", stored)]
+    return [effect.event for effect in app.effects_of(stored) if isinstance(effect, Output)]
 
 
 def planner_entries(app: Any, record: Any, user_id: str) -> list[tuple[str, dict[str, Any]]]:
@@ -38,20 +52,13 @@ def planner_entries(app: Any, record: Any, user_id: str) -> list[tuple[str, dict
     nothing; the tracker's part adds the attempts) and the published decisions. Nothing for what an
     erasure made unreadable, and the erasure record for the erasure itself."""
     try:
-        decided = app.mapper.to_domain_event(record)
+        stored = app.mapper.to_domain_event(record)
     except ErasedData:
         return []
-    if type(decided).__name__ == "Erased":
-        return [(rfc3339(decided.timestamp), erased_record("planner", decided))]
-    if not hasattr(decided, "cause"):
-        return []
-    recorded_at = rfc3339(decided.timestamp)
-    found: list[tuple[str, dict[str, Any]]] = []
-    given = planner_input(decided, user_id)
-    if given is not None:
-        found.append((recorded_at, given))
-    found.extend((recorded_at, output.event) for output in app.effects_of(decided) if hasattr(output, "event"))
-    return found
+    given = planner_input(stored, user_id)
+    recorded_at = rfc3339(stored.timestamp)
+    shown = ([given] if given is not None else []) + planner_published(app, stored)
+    return [(recorded_at, event) for event in shown]
 
 
 def planner_page(app: Any, user_id: str, after: Key, limit: int) -> tuple[list[PageEntry], bool] | None:

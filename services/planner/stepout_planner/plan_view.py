@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from stepout_contract import wire
 from stepout_contract.vocabulary import rfc3339
 from stepout_domain.plan_events import (
     AssignmentCancelled,
@@ -58,7 +59,7 @@ def _named(view: dict[str, Any]) -> dict[str, Any]:
 
 def _applied(view: dict[str, Any], event: Any) -> dict[str, Any]:
     if isinstance(event, ChallengeAssigned):
-        view["open_assignment"] = event.assignment.as_wire()
+        view["open_assignment"] = wire.assignment(event.assignment)
         view["level"] = event.plan_level
     elif isinstance(event, (AssignmentClosed, AssignmentCancelled)):
         open_assignment = view.get("open_assignment")

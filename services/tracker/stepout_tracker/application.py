@@ -4,6 +4,7 @@ batch in one transaction, keep the progress read model, and map stored events to
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 import logging
 from collections.abc import Sequence
@@ -12,6 +13,7 @@ from typing import Any
 
 from eventsourcing.persistence import Notification
 
+from stepout_contract import wire
 from stepout_contract.envelope import SOURCE_TRACKER, make_event, output_id
 from stepout_contract.inputs import AttemptLogged, ParticipantEnrolled, ParticipantReviewed, ParticipantWithdrawn
 from stepout_contract.subjects import Subjects
@@ -20,27 +22,46 @@ from stepout_domain import progress, tracking
 from stepout_domain.attempts import Attempt
 from stepout_domain.catalog import Catalog
 from stepout_domain.ruleset import RuleSet
+from stepout_domain.tracker_commands import Enrol, RecordAttempt, Review, TrackerCommand, Withdraw
+from stepout_domain.tracker_events import (
+    AttemptRecorded,
+    Enrolled,
+    ProgressUpdated,
+    WarningCleared,
+    WarningRaised,
+    Withdrawn,
+)
 from stepout_runtime.application import BatchApplication, Touched
 from stepout_runtime.inbound import DeadLetter, Inbound, Verdict
 from stepout_runtime.keystore import KeyStore
 from stepout_runtime.legacy_keys import destroy_legacy_key
 from stepout_runtime.metrics import TrackerMetrics
-from stepout_runtime.outbox import Effect, Erase, Output
+from stepout_runtime.outbox import Effect, Erase, Output, OutputRegistry
 from stepout_runtime.sealing import seal
 from stepout_runtime.store import StoreLocation
 from stepout_runtime.views import Row, Rows, ViewStore
 
-from .participant import Participant, attempt_record, clearing_record, participant_id, warning_record
+from .participant import CLEARING, WARNING, Participant, participant_id
+from .records import COMMANDS, EVENTS
 
 log = logging.getLogger(__name__)
 
 
 OVERLOADED = "overloaded"  # the mark of a progress row with an active warning, for the gauge
+LEGACY_INDEXED = "attempt-index:legacy"  # a position: the previous release's attempts are in the index
 
 
-def attempt_digest(data: AttemptLogged) -> str:
-    """What an attempt said, note included, as a digest: the same `attempt_id` with other content differs."""
-    return hashlib.sha256(json.dumps(data.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()
+def attempt_digest(key: bytes, data: AttemptLogged) -> str:
+    """What an attempt said, note included, keyed with its participant's own key: the same
+    `attempt_id` with other content differs, and once the key is destroyed the digest tells nothing."""
+    content = json.dumps(data.model_dump(mode="json"), sort_keys=True).encode()
+    return hmac.new(key, content, hashlib.sha256).hexdigest()
+
+
+def attempt_ref(key: bytes, attempt_id: str) -> str:
+    """How the attempt index names an `attempt_id`: keyed with its participant's own key, so the
+    index holds no attempt id and, once the key is destroyed, links nothing to the participant."""
+    return hmac.new(key, b"attempt_id\0" + attempt_id.encode(), hashlib.sha256).hexdigest()
 
 
 def owner_of(user_id: str) -> str:
@@ -89,16 +110,34 @@ class TrackerApplication(BatchApplication):
         self._counted: list[tuple[str, Any]] = []
         self._topics = {
             name: f"{Participant.__module__}:Participant.{name}"
-            for name in ("WarningRaised", "WarningCleared", "ProgressUpdated", "Erased", "Enrolled", "Withdrawn")
+            for name in (
+                "Decided",
+                "Erased",
+                # Stored by the previous release:
+                "WarningRaised",
+                "WarningCleared",
+                "ProgressUpdated",
+                "Enrolled",
+                "Withdrawn",
+            )
         }
 
     def cache_weight(self, aggregate: Any) -> int:
-        # tracemalloc of TrackerState: ~0.2 KiB a participant, ~0.44 KiB per attempt kept, ~0.1 KiB per input id.
-        state = aggregate.state
-        return 1024 + 512 * len(state.attempts) + 128 * len(state.input_ids)
+        # tracemalloc of TrackerState: ~1.2 KiB a participant, ~0.45 KiB per recent attempt kept.
+        return 1280 + 460 * len(aggregate.state.history.recent)
 
-    def begin_batch(self) -> None:
+    def begin_batch(self, items: Sequence[Inbound]) -> None:
         self._counted = []
+        self._index_rows: list[tuple[str, str, str | None]] = []
+        # The attempts of the batch already recorded, found at once (the store's index). A participant
+        # with no key yet has recorded nothing.
+        attempts = [(owner_of(i.user_id), i.data.attempt_id) for i in items if isinstance(i.data, AttemptLogged)]
+        owner_keys = {owner: self.keys.owner_key(owner) for owner in {owner for owner, _ in attempts}}
+        keys = [(o, attempt_ref(k, a)) for o, a in attempts if (k := owner_keys[o]) is not None]
+        self._known = self.known_attempts(keys) if keys else {}
+
+    def save_extras(self) -> dict[str, Any]:
+        return {"attempt_index": self._index_rows}
 
     def after_commit(self) -> None:
         metrics = self.tracker_metrics
@@ -114,93 +153,78 @@ class TrackerApplication(BatchApplication):
         self._counted = []
 
     def decide(self, item: Inbound, touched: Touched) -> Verdict:
-        return self._decide(item, touched, self._counted)
-
-    def _decide(self, item: Inbound, touched: Touched, counted: list[tuple[str, Any]]) -> Verdict:
         participant = self.load(participant_id(item.user_id), touched)
         data = item.data
-        envelope = item.attributes()
-        raw = data.model_dump(mode="json", exclude={"note"})
         if participant is not None and not isinstance(data, AttemptLogged) and participant.state.handled(item.event.id):
             return None  # this very input had its effect already (a redelivery, or sent again)
+        if isinstance(data, AttemptLogged):
+            recorded, verdict = self._recorded(item.user_id, data)
+            if recorded:
+                return verdict
         if participant is not None and participant.state.erased:
-            if isinstance(data, AttemptLogged) and data.attempt_id in participant.state.attempt_ids:
-                counted.append(("duplicate", None))
-                return None
             return DeadLetter("erased", "the participant was erased: nothing more is recorded for them")
+        command = self._command(participant, item)
+        if isinstance(command, DeadLetter) or command is None:
+            return command
+        if participant is None:
+            participant = Participant(user_id=item.user_id)
+        summary = tracking.erasure_summary(participant.state)  # what an erasure leaves: counted before it
+        events = tracking.decide(participant.state, command, self.rules)
+        if not events:
+            return None  # that input again, or an older one of its kind: it changes nothing
+        participant.decided(
+            command=COMMANDS.record(command),
+            events=[EVENTS.record(e) for e in events],
+            cause={**item.attributes(), "user_id": item.user_id},
+            ruleset_version=self.rules.version,
+            sealed_note=self._sealed_note(item),
+        )
+        self._count(item, events)
+        if any(isinstance(e, Withdrawn) and e.erase for e in events):
+            participant.erase(
+                user_id=item.user_id, summary=summary, stream_seq=item.stream_seq, request_id=item.event.id
+            )
+        touched[participant.id] = participant
+        return None
+
+    def _recorded(self, user_id: str, data: AttemptLogged) -> tuple[bool, Verdict]:
+        """Whether the `attempt_id` was recorded before (however long ago), and then what to do: nothing
+        for the same attempt again, a dead letter for one with other content."""
+        owner = owner_of(user_id)
+        owner_key = self.keys.owner_key(owner)
+        if owner_key is None:
+            return False, None
+        key = (owner, attempt_ref(owner_key, data.attempt_id))
+        if key not in self._known:
+            return False, None
+        known = self._known[key]
+        if known is not None and known != attempt_digest(owner_key, data):
+            return True, DeadLetter("attempt_conflict", "attempt_id was already used for an attempt with other content")
+        self._counted.append(("duplicate", None))
+        return True, None
+
+    def _command(self, participant: Participant | None, item: Inbound) -> TrackerCommand | DeadLetter | None:
+        """What the input asks the decider, or why it cannot be accepted."""
+        data, at = item.data, item.happened_at
         if isinstance(data, ParticipantEnrolled):
-            if participant is None:
-                participant = Participant(user_id=item.user_id, timezone=data.timezone, envelope=envelope, data=raw)
-            elif participant.withdrawn:
+            if participant is not None and participant.withdrawn:
                 return DeadLetter(
                     "withdrawn", "participant has withdrawn: a withdrawal is final, enrolling again is refused"
                 )
-            elif participant.state.enrolment_is_stale(item.happened_at):
-                return None  # that enrolment again, or an older one: the one in force stays
-            else:
-                participant.change_enrolment(timezone=data.timezone, envelope=envelope, data=raw)
-            touched[participant.id] = participant
-            return None
+            return Enrol(data.timezone, at)
         if participant is None:
             return DeadLetter("not_enrolled", "participant is not enrolled")
-        if isinstance(data, AttemptLogged):
-            digest = attempt_digest(data)
-            if participant.state.conflicts(data.attempt_id, digest):
-                return DeadLetter("attempt_conflict", "attempt_id was already used for an attempt with other content")
-            if data.attempt_id in participant.state.attempt_ids:
-                counted.append(("duplicate", None))
-                return None
-            if participant.withdrawn:
-                return DeadLetter("withdrawn", "participant has withdrawn")
-            verdict = self._record_attempt(participant, data, digest, item.happened_at, envelope, counted)
-        elif isinstance(data, ParticipantWithdrawn):
-            if not self._withdraw(participant, data, item, envelope, raw):
-                return None  # withdrawn already, and nothing to erase: the planner records it
-            verdict = None
-        elif participant.withdrawn:
+        if isinstance(data, ParticipantWithdrawn):
+            return Withdraw(data.erase, at)
+        if participant.withdrawn:
             return DeadLetter("withdrawn", "participant has withdrawn")
-        elif isinstance(data, ParticipantReviewed):
-            if participant.state.review_is_stale(item.happened_at):
-                return None  # that review again, or an older one: it covers nothing new
-            self._review(participant, item.happened_at, envelope, raw)
-            verdict = None
-        else:
-            return None  # paused/resumed concern the planner only
-        touched[participant.id] = participant
-        return verdict
+        if isinstance(data, ParticipantReviewed):
+            return Review(at)
+        if isinstance(data, AttemptLogged):
+            return self._attempt(data, at)
+        return None  # paused and resumed concern the planner only
 
-    def _withdraw(
-        self,
-        participant: Participant,
-        data: ParticipantWithdrawn,
-        item: Inbound,
-        envelope: dict[str, Any],
-        raw: dict[str, Any],
-    ) -> bool:
-        """Withdraw (and erase, when asked, also after an earlier plain withdrawal); False: no effect."""
-        if participant.withdrawn and not data.erase:
-            return False
-        summary = tracking.erasure_summary(participant.state)  # what erasure leaves: counted before it
-        if not participant.withdrawn:
-            participant.withdraw(erase=data.erase, stream_seq=item.stream_seq, envelope=envelope, data=raw)
-        if data.erase:
-            participant.erase(
-                user_id=participant.user_id,
-                summary=summary,
-                stream_seq=item.stream_seq,
-                request_id=item.event.id,
-            )
-        return True
-
-    def _record_attempt(
-        self,
-        participant: Participant,
-        data: AttemptLogged,
-        digest: str,
-        reported_at: datetime,
-        envelope: dict[str, Any],
-        counted: list[tuple[str, Any]],
-    ) -> Verdict:
+    def _attempt(self, data: AttemptLogged, reported_at: datetime) -> RecordAttempt | DeadLetter:
         challenge = self.catalog.get(data.challenge_id)
         if challenge is not None and data.level is not None and data.level != challenge.level:
             return DeadLetter(
@@ -223,50 +247,54 @@ class TrackerApplication(BatchApplication):
             prediction_came_true=data.prediction_came_true,
             crisis_reported=data.crisis_reported,
         )
-        decision = tracking.decide_attempt(participant.state, attempt, reported_at, self.rules)
-        sealed = None
-        if data.note:
-            # Sealed on its own as well: reading the attempt back (history, audit) never opens the note.
-            owner = owner_of(participant.user_id)
-            sealed = seal(self.keys.owner_keys([owner])[owner], data.note, participant.user_id)
-        participant.record_attempt(
-            attempt=attempt_record(attempt), sealed_note=sealed, envelope=envelope, digest=digest
-        )
-        self._apply_warning_decision(participant, decision, counted)
-        counted.append(("attempt", attempt.outcome.value))
-        participant.update_progress(view=tracking.progress_view(participant.state, self.rules, arrived=attempt))
-        return None
+        return RecordAttempt(attempt, reported_at)
 
-    def _review(self, participant: Participant, at: datetime, envelope: dict[str, Any], raw: dict[str, Any]) -> None:
-        # The review's time is when it says it happened (capped at its arrival): rules read time from events.
-        cleared = tracking.decide_review(participant.state, at, self.rules)
-        participant.review(reviewed_at=at, envelope=envelope, data=raw)
-        self._apply_warning_decision(participant, tracking.WarningDecision(cleared=cleared), [])
-        if cleared is not None:
-            participant.update_progress(view=tracking.progress_view(participant.state, self.rules))
+    def _sealed_note(self, item: Inbound) -> str | None:
+        data = item.data
+        if not isinstance(data, AttemptLogged):
+            return None
+        owner = owner_of(item.user_id)
+        key = self.keys.owner_keys([owner])[owner]
+        digest, ref = attempt_digest(key, data), attempt_ref(key, data.attempt_id)
+        self._index_rows.append((owner, ref, digest))
+        self._known[(owner, ref)] = digest  # a second copy in this batch is a repeat (or a conflict)
+        # Sealed on its own as well: reading the attempt back (history, audit) never opens the note.
+        return seal(key, data.note, item.user_id) if data.note else None
 
-    def _apply_warning_decision(
-        self, participant: Participant, decision: tracking.WarningDecision, counted: list[tuple[str, Any]]
-    ) -> None:
-        if decision.cleared is not None:
-            participant.clear_warning(clearing=clearing_record(decision.cleared))
-        if decision.raised is not None:
-            participant.raise_warning(warning=warning_record(decision.raised))
-            counted.append(("warning", decision.raised))
+    def _count(self, item: Inbound, events: Sequence[Any]) -> None:
+        for e in events:
+            if isinstance(e, AttemptRecorded):
+                self._counted.append(("attempt", e.attempt.outcome.value))
+            elif isinstance(e, WarningRaised):
+                self._counted.append(("warning", e.warning))
 
     # --- Read model --------------------------------------------------------------------------
 
     def projection_topics(self) -> Sequence[str]:
         # The store skips the rest for us.
-        names = ("ProgressUpdated", "Erased", "Enrolled", "Withdrawn")
+        names = ("Decided", "ProgressUpdated", "Erased", "Enrolled", "Withdrawn")
         return tuple(self._topics[name] for name in names)
 
     def rows_for(self, events: Sequence[Any]) -> Rows:
         rows: dict[tuple[str, str], Row] = {}
         withdrawn = [e.data["user_id"] for e in events if isinstance(e, Participant.Withdrawn)]  # type: ignore[attr-defined]
+        withdrawn += [e.cause["user_id"] for e in events if isinstance(e, Participant.Decided) and _withdraws(e)]
         known = self.views.get_many("progress", withdrawn) if withdrawn else {}
         for event in events:
-            if isinstance(event, Participant.ProgressUpdated):  # type: ignore[attr-defined]
+            if isinstance(event, Participant.Decided):
+                user_id = event.cause["user_id"]
+                for record in event.events:
+                    decided = EVENTS.read(record)
+                    if isinstance(decided, ProgressUpdated):
+                        rows[("progress", user_id)] = progress_row(decided.view)
+                    elif isinstance(decided, Enrolled):
+                        rows[("progress", user_id)] = progress_row(progress.empty_view(user_id, self.rules))
+                    elif isinstance(decided, Withdrawn) and not decided.erase:
+                        before = rows.get(("progress", user_id))
+                        view = before.body if before is not None else known.get(user_id)
+                        if view is not None:
+                            rows[("progress", user_id)] = progress_row({**view, "withdrawn": True})
+            elif isinstance(event, Participant.ProgressUpdated):  # type: ignore[attr-defined]
                 rows[("progress", event.view["user_id"])] = progress_row(event.view)
             elif isinstance(event, Participant.Enrolled):  # type: ignore[attr-defined]
                 rows[("progress", event.user_id)] = progress_row(progress.empty_view(event.user_id, self.rules))
@@ -303,29 +331,62 @@ class TrackerApplication(BatchApplication):
 
     def effects_of(self, stored: Any) -> list[Effect]:
         name = type(stored).__name__
-        if name not in self._topics or name in ("Enrolled", "Withdrawn"):
-            return []
         if name == "Erased":
             return [Erase(stored.user_id, stored.stream_seq)]
+        if name == "Decided":
+            user_id = stored.cause["user_id"]
+            effects: list[Effect] = []
+            for index, record in enumerate(stored.events):
+                found = OUTPUTS.of(EVENTS.read(record), user_id)
+                if found is not None:
+                    effects.append(self._output(stored, user_id, *found, index))
+            return effects
+        # Stored by the previous release: one output each, identified by the stored event alone.
         if name == "WarningRaised":
-            data = self._warning_wire(stored.warning)  # type: ignore[attr-defined]
-            family, event_name = "overload", "warning"
+            kind, data = ("overload", "warning"), wire.warning(WARNING.validate_python(stored.warning))
         elif name == "WarningCleared":
-            data = self._clearing_wire(stored.clearing)  # type: ignore[attr-defined]
-            family, event_name = "overload", "cleared"
+            kind, data = ("overload", "cleared"), wire.clearing(CLEARING.validate_python(stored.clearing))
+        elif name == "ProgressUpdated":
+            kind, data = ("progress", "updated"), stored.view
         else:
-            data = stored.view  # type: ignore[attr-defined]
-            family, event_name = "progress", "updated"
-        user_id = data["user_id"]
+            return []
+        return [self._output(stored, data["user_id"], kind, data, None)]
+
+    def _output(
+        self, stored: Any, user_id: str, kind: tuple[str, str], data: dict[str, Any], index: int | None
+    ) -> Output:
+        family, event_name = kind
+        parts = (stored.originator_id, stored.originator_version) + (() if index is None else (index,))
         event = make_event(
-            event_id=output_id("tracker", stored.originator_id, stored.originator_version),
+            event_id=output_id("tracker", *parts),
             source=SOURCE_TRACKER,
             type_=f"stepout.{family}.{event_name}.v1",
             user_id=user_id,
-            time=stored.timestamp,  # type: ignore[attr-defined]
+            time=stored.timestamp,
             data=data,
         )
-        return [Output(self.subjects.event(family, event_name, user_id), event)]
+        return Output(self.subjects.event(family, event_name, user_id), event)
+
+    def index_legacy_attempts(self) -> int:
+        """Put the attempts a release without the attempt index stored into it, once: an attempt of
+        theirs sent again is then found like any other. How many were indexed."""
+        if self.views.position(LEGACY_INDEXED) > 0:
+            return 0
+        topic = f"{Participant.__module__}:Participant.AttemptRecorded"
+        start, count = 1, 0
+        while page := self.recorder.select_notifications(start, 1000, topics=[topic]):
+            found = [stored for n in page if (stored := self.decoded(n)) is not None]
+            keys = self.keys.owner_keys({str(stored.originator_id) for stored in found})  # none for the erased
+            rows = [
+                (owner, attempt_ref(keys[owner], stored.attempt["attempt_id"]), None)
+                for stored in found
+                if (owner := str(stored.originator_id)) in keys
+            ]
+            self.recorder.index_attempts(rows)  # type: ignore[attr-defined]
+            count += len(rows)
+            start = page[-1].id + 1
+        self.views.commit(LEGACY_INDEXED, 1, {})
+        return count
 
     def erase(self, user_id: str) -> None:
         """Destroy the participant's key, once the snapshot they load from without it is stored:
@@ -335,14 +396,16 @@ class TrackerApplication(BatchApplication):
         if self.store_location is not None:
             destroy_legacy_key(self.store_location, user_id)
 
-    @staticmethod
-    def _warning_wire(record: dict[str, Any]) -> dict[str, Any]:
-        from .participant import WARNING
 
-        return WARNING.validate_python(record).as_wire()
+def _withdraws(decided: Any) -> bool:
+    return any(record["kind"] == "Withdrawn" for record in decided.events)
 
-    @staticmethod
-    def _clearing_wire(record: dict[str, Any]) -> dict[str, Any]:
-        from .participant import CLEARING
 
-        return CLEARING.validate_python(record).as_wire()
+# The tracker's decided events that are published, and as what (the contract's models write the data).
+OUTPUTS = OutputRegistry(
+    {
+        WarningCleared: (("overload", "cleared"), lambda e, _: wire.clearing(e.clearing)),
+        WarningRaised: (("overload", "warning"), lambda e, _: wire.warning(e.warning)),
+        ProgressUpdated: (("progress", "updated"), lambda e, _: e.view),
+    }
+)

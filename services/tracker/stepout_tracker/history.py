@@ -1,18 +1,47 @@
-"""The `history` query: a participant's inputs and decisions as CloudEvents, notes left out."""
+"""The `history` query: a participant's inputs and decisions as CloudEvents, notes left out.
+
+`tracker_input` and `tracker_published` say what one stored event stands for; the history
+pages here and the audit trail (`stepout_audit`) both read stored events through them.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
+from stepout_contract.envelope import make_event
 from stepout_contract.vocabulary import rfc3339
 from stepout_runtime.erasure import erased_record
 from stepout_runtime.history_pages import Key, PageEntry, read_entries
+from stepout_runtime.outbox import Output
 from stepout_runtime.personal_events import ErasedData
 
 from .participant import participant_id
 
-# Stored events that record an input (the rest record decisions).
-_INPUTS = frozenset({"Enrolled", "EnrolmentChanged", "Reviewed", "Withdrawn", "AttemptRecorded"})
+# Stored events of the previous release that record an input (the rest record decisions).
+INPUTS = frozenset({"Enrolled", "EnrolmentChanged", "AttemptRecorded", "Reviewed", "Withdrawn"})
+# Of those, the inputs the planner keeps too: its part of the history shows them.
+_PLANNER_KEEPS = INPUTS - {"AttemptRecorded"}
+
+
+def tracker_input(domain_event: Any, user_id: str) -> dict[str, Any] | None:
+    """The input CloudEvent one stored event records: the attempt a decision recorded, or an input
+    the previous release stored as an event of its own. None for anything else (the planner keeps
+    every other input of this release itself)."""
+    name = type(domain_event).__name__
+    if name == "Decided":
+        return input_event(domain_event, user_id) if domain_event.command["kind"] == "RecordAttempt" else None
+    if name in INPUTS and getattr(domain_event, "envelope", None) is not None:
+        return input_event(domain_event, user_id)
+    return None
+
+
+def tracker_published(app: Any, domain_event: Any) -> list[dict[str, Any]]:
+    """The CloudEvents one stored event was published as (the outbox's own mapping, so with the
+    published ids); an erasure as its erasure record."""
+    if type(domain_event).__name__ == "Erased":
+        return [erased_record("tracker", domain_event)]
+    return [effect.event for effect in app.effects_of(domain_event) if isinstance(effect, Output)]
 
 
 def tracker_entries(app: Any, record: Any, user_id: str) -> list[tuple[str, dict[str, Any]]]:
@@ -22,14 +51,12 @@ def tracker_entries(app: Any, record: Any, user_id: str) -> list[tuple[str, dict
         domain_event = app.mapper.to_domain_event(record)
     except ErasedData:
         return []
+    given = tracker_input(domain_event, user_id)
+    if type(domain_event).__name__ in _PLANNER_KEEPS:
+        given = None  # the planner's part of the history has it; the tracker's adds the attempts
     recorded_at = rfc3339(domain_event.timestamp)
-    name = type(domain_event).__name__
-    if name == "Erased":
-        return [(recorded_at, erased_record("tracker", domain_event))]
-    if name in _INPUTS:
-        # The planner keeps every participant input itself; the tracker's history part adds the attempts.
-        return [(recorded_at, input_event(domain_event, user_id))] if name == "AttemptRecorded" else []
-    return [(recorded_at, o.event) for o in app.effects_of(domain_event) if hasattr(o, "event")]
+    shown = ([given] if given is not None else []) + tracker_published(app, domain_event)
+    return [(recorded_at, event) for event in shown]
 
 
 def tracker_page(app: Any, user_id: str, after: Key, limit: int) -> tuple[list[PageEntry], bool] | None:
@@ -47,19 +74,23 @@ def tracker_page(app: Any, user_id: str, after: Key, limit: int) -> tuple[list[P
 
 
 def input_event(domain_event: Any, user_id: str) -> dict[str, Any]:
-    """A stored input as the CloudEvent it arrived as, its note left out (the audit export uses it too)."""
-    envelope = domain_event.envelope
-    if hasattr(domain_event, "attempt"):
-        data = {**domain_event.attempt, "user_id": user_id}  # the note is stored apart, never shown
-    else:
-        data = dict(domain_event.data)
-    return {
-        "specversion": "1.0",
-        "id": envelope["id"],
-        "source": envelope["source"],
-        "type": envelope["type"],
-        "subject": user_id,
-        "time": envelope.get("time") or envelope["received_at"],
-        "datacontenttype": "application/json",
-        "data": data,
-    }
+    """A stored input as the CloudEvent it arrived as, its note left out."""
+    if hasattr(domain_event, "cause"):  # a decision: its cause, and the attempt it recorded
+        envelope = domain_event.cause
+        data = {**domain_event.command["body"]["attempt"], "user_id": user_id}
+    else:  # stored by the previous release, one event per input
+        envelope = domain_event.envelope
+        data = (
+            {**domain_event.attempt, "user_id": user_id}
+            if hasattr(domain_event, "attempt")
+            else dict(domain_event.data)
+        )
+    # The note is sealed apart and never shown.
+    return make_event(
+        event_id=envelope["id"],
+        source=envelope["source"],
+        type_=envelope["type"],
+        user_id=user_id,
+        time=datetime.fromisoformat(envelope.get("time") or envelope["received_at"]),
+        data=data,
+    )

@@ -167,6 +167,7 @@ async def serve(settings: Settings) -> None:
     with setup_lock(location(settings, "tracker")):
         parts, app = build(settings)
         # Read models of another version are rebuilt before anything reads them (one process at a time).
+        await asyncio.get_running_loop().run_in_executor(parts.executor, app.index_legacy_attempts)
         if await asyncio.get_running_loop().run_in_executor(parts.executor, app.upgrade_read_models):
             await asyncio.get_running_loop().run_in_executor(parts.executor, app.project)
     await asyncio.get_running_loop().run_in_executor(parts.executor, app.project)

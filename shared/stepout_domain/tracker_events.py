@@ -1,0 +1,74 @@
+"""What the tracker decides, as events: each input's decision is a short list of them, stored
+together, and `tracking.evolve` folds them into the participant's `TrackerState`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from stepout_domain.attempts import Attempt
+from stepout_domain.warnings import Clearing, Warning
+
+
+@dataclass(frozen=True, slots=True)
+class Enrolled:
+    user_id: str
+    timezone: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class EnrolmentChanged:
+    timezone: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecorded:
+    """An attempt placed in the history. `restart_after_days` is the break (rule set's
+    `return_after_days`) the decision was made with: after it, the run at a level restarts."""
+
+    attempt: Attempt
+    reported_at: datetime
+    restart_after_days: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WarningRaised:
+    warning: Warning
+
+
+@dataclass(frozen=True, slots=True)
+class WarningCleared:
+    clearing: Clearing
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressUpdated:
+    """The progress view after the decision: what `progress.updated` publishes."""
+
+    view: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Reviewed:
+    reviewed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Withdrawn:
+    erase: bool
+    at: datetime
+
+
+TrackerEvent = (
+    Enrolled
+    | EnrolmentChanged
+    | AttemptRecorded
+    | WarningRaised
+    | WarningCleared
+    | ProgressUpdated
+    | Reviewed
+    | Withdrawn
+)
