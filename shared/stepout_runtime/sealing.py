@@ -10,7 +10,8 @@ from __future__ import annotations
 import base64
 import os
 
-from Crypto.Cipher import AES
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 NONCE_BYTES = 12
 TAG_BYTES = 16
@@ -22,20 +23,15 @@ class SealBroken(ValueError):
 
 def seal_bytes(key: bytes, plaintext: bytes, place: bytes) -> bytes:
     nonce = os.urandom(NONCE_BYTES)
-    cipher = AES.new(key, AES.MODE_GCM, nonce=nonce)
-    cipher.update(place)
-    sealed, tag = cipher.encrypt_and_digest(plaintext)
-    return nonce + sealed + tag
+    return nonce + AESGCM(key).encrypt(nonce, plaintext, place)  # ciphertext + tag
 
 
 def open_bytes(key: bytes, sealed: bytes, place: bytes) -> bytes:
     if len(sealed) < NONCE_BYTES + TAG_BYTES:
         raise SealBroken("too short to be sealed")
-    cipher = AES.new(key, AES.MODE_GCM, nonce=sealed[:NONCE_BYTES])
-    cipher.update(place)
     try:
-        return cipher.decrypt_and_verify(sealed[NONCE_BYTES:-TAG_BYTES], sealed[-TAG_BYTES:])
-    except ValueError:
+        return AESGCM(key).decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], place)
+    except InvalidTag:
         raise SealBroken("does not open with this key here") from None
 
 
