@@ -58,6 +58,21 @@ async def _drained(js: Any, stream: str, durable: str, n: int, timeout: float) -
     raise TimeoutError(f"{durable} did not drain {n} messages")
 
 
+async def enrolled(js: Any, prefix: str, users: list[str], tracker: Service, subjects: Subjects) -> None:
+    """`users` enrolled: their enrolments published, and the tracker started and drained of them."""
+    enrolments = [
+        (
+            f"{prefix}.participant.enrolled.{u}",
+            cloud_event("stepout.participant.enrolled.v1", u, {"user_id": u}, f"e-{u}"),
+            f"e-{u}",
+        )
+        for u in users
+    ]
+    await _publish_all(js, enrolments)
+    tracker.start()
+    await _drained(js, subjects.in_stream, "tracker", len(users), 600)
+
+
 async def run_ingest(work: Path, n: int, store: dict[str, str], label: str) -> dict[str, float]:
     server = NatsServer(work / f"nats-{label}")
     server.start()
@@ -74,18 +89,8 @@ async def run_ingest(work: Path, n: int, store: dict[str, str], label: str) -> d
             subjects.in_stream,
             ConsumerConfig(durable_name="bench-baseline", ack_policy=AckPolicy.EXPLICIT, max_ack_pending=20_000),
         )
-        enrolments = [
-            (
-                f"{prefix}.participant.enrolled.{u}",
-                cloud_event("stepout.participant.enrolled.v1", u, {"user_id": u}, f"e-{u}"),
-                f"e-{u}",
-            )
-            for u in USERS
-        ]
         # Enrol first so that every attempt is valid, then preload the attempts.
-        await _publish_all(js, enrolments)
-        tracker.start()
-        await _drained(js, subjects.in_stream, "tracker", len(USERS), 60)
+        await enrolled(js, prefix, USERS, tracker, subjects)
         tracker.stop()
         await _publish_all(js, attempt_messages(prefix, USERS, n))
 
