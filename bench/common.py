@@ -124,6 +124,25 @@ def cloud_event(type_: str, user_id: str, data: dict[str, Any], event_id: str) -
     ).encode()
 
 
+def next_attempt(prefix: str, user: str) -> tuple[str, bytes, str]:
+    """One calm, accepted `attempt.logged` of `user`, occurring now: (subject, body, attempt_id)."""
+    attempt_id = str(uuid.uuid4())
+    data = {
+        "attempt_id": attempt_id,
+        "user_id": user,
+        "assignment_id": None,
+        "challenge_id": "self-chosen-bench",  # not in the catalog: the level is the participant's
+        "level": 1,
+        "outcome": "accepted",
+        "suds_before": 30,
+        "suds_peak": 40,
+        "suds_after": 20,
+        "occurred_at": datetime.now(UTC).isoformat(),
+    }
+    body = cloud_event("stepout.attempt.logged.v1", user, data, str(uuid.uuid4()))
+    return f"{prefix}.attempt.logged.{user}", body, attempt_id
+
+
 def attempt_messages(prefix: str, users: list[str], n: int, seed: int = 7) -> list[tuple[str, bytes, str]]:
     """N `attempt.logged` CloudEvents spread over `users`, with calm, habituating readings."""
     rng = random.Random(seed)

@@ -6,8 +6,6 @@
   against 20,000 of 200 participants (100 each), on one nats-server and SQLite;
 - cold restart: that tracker restarted, then one attempt for each of the 10 long-history
   participants: the time from publishing to its `progress.updated`;
-- memory: the tracker's RSS after attempts of many participants, 50 each (more than its aggregate
-  cache holds, so the bound on the cache is what is measured).
 """
 
 from __future__ import annotations
@@ -30,7 +28,7 @@ from stepout_domain.tracker_commands import Enrol, RecordAttempt
 from stepout_domain.tracking import TrackerState, decide, initial_state, replay
 from stepout_runtime.topology import ensure_topology
 
-from .common import NatsServer, Service, cloud_event, service_env
+from .common import NatsServer, Service, cloud_event, next_attempt, service_env
 from .ingest import _drained, _publish_all, enrolled
 
 HISTORIES = (10, 100, 1_000, 5_000)
@@ -170,22 +168,9 @@ async def _answers(nc: Any, js: Any, prefix: str, users: list[str]) -> list[floa
     sub = await nc.subscribe(f"{prefix}.progress.updated.*", cb=on_progress)
     answered = []
     for user in users:
-        attempt_id, event_id = str(uuid.uuid4()), str(uuid.uuid4())
-        data = {
-            "attempt_id": attempt_id,
-            "user_id": user,
-            "assignment_id": None,
-            "challenge_id": "self-chosen-bench",
-            "level": 1,
-            "outcome": "accepted",
-            "suds_before": 30,
-            "suds_peak": 40,
-            "suds_after": 20,
-            "occurred_at": datetime.now(UTC).isoformat(),
-        }
+        subject, body, attempt_id = next_attempt(prefix, user)
         began = time.perf_counter()
-        body = cloud_event("stepout.attempt.logged.v1", user, data, event_id)
-        await js.publish(f"{prefix}.attempt.logged.{user}", body)
+        await js.publish(subject, body)
         while await asyncio.wait_for(arrived.get(), timeout=30) != attempt_id:
             pass
         answered.append(time.perf_counter() - began)
@@ -197,7 +182,3 @@ async def run_drain(work: Path) -> dict[str, Any]:
     long = await _drain(work, "long", 10, 2_000, cold_check=True)
     short = await _drain(work, "short", 200, 100, cold_check=False)
     return {"long": long, "short": short, "ratio": long["attempts_per_s"] / short["attempts_per_s"]}
-
-
-async def run_many(work: Path, participants: int, per_user: int = 50) -> dict[str, Any]:
-    return await _drain(work, "many", participants, per_user, cold_check=False)

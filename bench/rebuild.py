@@ -1,54 +1,39 @@
-"""Rebuild: `stepout projections rebuild` over a store of at least a million events, and
-tracker memory with many enrolled participants."""
+"""Stores of many participants (`population`): `stepout projections rebuild` over about a million
+stored events, and the tracker's memory deciding on for 100,000 participants of 50 attempts each."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import nats
 
 from stepout_contract.subjects import Subjects
 from stepout_runtime.topology import ensure_topology
 
-from .common import NatsServer, Service, cloud_event, service_env
-from .ingest import USERS, _drained, _publish_all, run_ingest
+from .common import NatsServer, Service, next_attempt, service_env
+from .ingest import _drained, _publish_all
+from .population import populate, user_of
+
+ATTEMPTS_EACH = 50
 
 
-def _multiply_store(db: Path, copies: int) -> int:
-    """Copy every participant's events `copies` times under new ids (and user ids), so the
-    rebuild reads a store of realistic events without deciding each one again."""
-    with sqlite3.connect(db) as conn:
-        conn.execute("PRAGMA journal_mode=WAL")
-        base = conn.execute("SELECT COUNT(*) FROM stored_events").fetchone()[0]
-        for copy in range(1, copies):
-            conn.execute(
-                "INSERT INTO stored_events (originator_id, originator_version, topic, state) "
-                "SELECT substr(originator_id, 1, 26) || printf('%06d', ?), originator_version, topic, "
-                "CAST(replace(CAST(state AS TEXT), '\"b-', '\"c' || ? || '-') AS BLOB) "
-                "FROM stored_events WHERE rowid <= ?",
-                (copy, copy, base),
-            )
-        conn.commit()
-        return int(conn.execute("SELECT COUNT(*) FROM stored_events").fetchone()[0])
-
-
-def run_rebuild(work: Path, target_events: int) -> dict[str, float]:
-    data = work / "data-sqlite"
-    db = data / "tracker.db"
-    if not db.exists():
-        asyncio.run(run_ingest(work, 20_000, {"STEPOUT_STORE": "sqlite"}, "sqlite"))
-    with sqlite3.connect(db) as conn:
-        base = conn.execute("SELECT COUNT(*) FROM stored_events").fetchone()[0]
-    total = _multiply_store(db, -(-target_events // base))
+def run_rebuild(work: Path, participants: int) -> dict[str, float]:
+    """Rebuild the read model of `participants` x 50 attempts, each participant sealed with their own
+    key: every event is opened, decoded and projected."""
+    data = work / "data-rebuild"
+    prefix = "benchrebuild"
+    began = time.perf_counter()
+    stored = populate(data, prefix, participants, ATTEMPTS_EACH)
+    populated = time.perf_counter() - began
     env = {k: v for k, v in os.environ.items() if not k.startswith("STEPOUT_")}
-    env.update(STEPOUT_DATA_DIR=str(data), STEPOUT_SUBJECT_PREFIX="benchsqlite")
+    env.update(STEPOUT_DATA_DIR=str(data), STEPOUT_SUBJECT_PREFIX=prefix)
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-m", "stepout_cli.main", "projections", "rebuild"], env=env, capture_output=True, text=True
@@ -58,47 +43,50 @@ def run_rebuild(work: Path, target_events: int) -> dict[str, float]:
         raise RuntimeError(done.stderr[-2000:])
     reported = re.search(r"\(([\d,]+) events/s\)", done.stdout)
     return {
-        "events": total,
+        "participants": participants,
+        "events": stored["events"],
+        "populate_seconds": populated,
         "seconds_wall": elapsed,
-        "events_per_s_wall": total / elapsed,
+        "events_per_s_wall": stored["events"] / elapsed,
         "events_per_s_reported": float(reported.group(1).replace(",", "")) if reported else 0.0,
     }
 
 
-async def run_memory(work: Path, participants: int) -> dict[str, float]:
-    server = NatsServer(work / "nats-memory")
-    server.start()
+async def run_memory(work: Path, participants: int) -> dict[str, Any]:
+    """The tracker's RSS once it has loaded and decided one more attempt for each of `participants`
+    participants with 50 attempts each: every aggregate passes through its cache, so what is measured
+    is the bound on it (and on everything else kept per participant)."""
     prefix = "benchmem"
     data = work / "data-memory"
-    data.mkdir(parents=True, exist_ok=True)
-    env = service_env(server.url, data, prefix)
-    tracker = Service("tracker", env, work / "tracker-mem.log")
+    began = time.perf_counter()
+    populate(data, prefix, participants, ATTEMPTS_EACH)
+    populated = time.perf_counter() - began
+    server = NatsServer(work / "nats-memory")
+    server.start()
+    subjects = Subjects(prefix)
+    tracker = Service("tracker", service_env(server.url, data, prefix), work / "tracker-mem.log")
     try:
         nc = await nats.connect(server.url)
         js = nc.jetstream()
-        await ensure_topology(js, Subjects(prefix), max_deliver=20, ack_wait=30)
-        users = [f"m-{i:06d}" for i in range(participants)]
-        await _publish_all(
-            js,
-            [
-                (
-                    f"{prefix}.participant.enrolled.{u}",
-                    cloud_event("stepout.participant.enrolled.v1", u, {"user_id": u}, f"e-{u}"),
-                    f"e-{u}",
-                )
-                for u in users
-            ],
-        )
+        await ensure_topology(js, subjects, max_deliver=20, ack_wait=30)
+        await _publish_all(js, [next_attempt(prefix, user_of(copy)) for copy in range(participants)])
         tracker.start()
         before = tracker.rss_mb()
-        await _drained(js, f"{prefix.upper()}_IN", "tracker", participants, 900)
+        seconds = await _drained(js, subjects.in_stream, "tracker", participants, 3600)
+        dead = (await js.stream_info(subjects.dlq_stream)).state.messages
+        if dead:
+            raise RuntimeError(f"{dead} attempts were dead-lettered: the tracker did not decide them")
         await asyncio.sleep(1)
         after = tracker.rss_mb()
         await nc.close()
-        return {"participants": participants, "rss_mb_at_start": before, "rss_mb": after}
+        return {
+            "participants": participants,
+            "attempts_each": ATTEMPTS_EACH,
+            "populate_seconds": populated,
+            "answered_per_s": participants / seconds,
+            "rss_mb_at_start": before,
+            "rss_mb": after,
+        }
     finally:
         tracker.stop()
         server.stop()
-
-
-__all__ = ["USERS", "run_memory", "run_rebuild"]

@@ -146,7 +146,7 @@ def evolve(state: TrackerState, event: TrackerEvent) -> TrackerState:
         case EnrolmentChanged():
             return with_enrolment(state, event.timezone, event.at)
         case AttemptRecorded():
-            return with_attempt(state, event.attempt, event.reported_at, event.restart_after_days)
+            return _with_recorded(state, event)
         case WarningRaised():
             return with_warning(state, event.warning)
         case WarningCleared():
@@ -159,6 +159,24 @@ def evolve(state: TrackerState, event: TrackerEvent) -> TrackerState:
             withdrawn = with_withdrawal(state)
             return with_erasure(withdrawn) if event.erase else withdrawn
     raise TypeError(f"no change for {type(event).__name__}")
+
+
+class _LastRecorded:
+    """The last attempt folded, with the state it was folded into and the result. `decide` folds an
+    attempt to judge it, and the caller then folds the same event into the same state (the service
+    from its stored record, so an equal event): that second fold returns the first one's result.
+    A memo of a pure function, matched by the state's identity, so what `evolve` returns is unchanged."""
+
+    entry: tuple[TrackerState, AttemptRecorded, TrackerState] | None = None
+
+
+def _with_recorded(state: TrackerState, event: AttemptRecorded) -> TrackerState:
+    last = _LastRecorded.entry  # one read: another thread may replace it, never tear it
+    if last is not None and last[0] is state and last[1] == event:
+        return last[2]
+    after = with_attempt(state, event.attempt, event.reported_at, event.restart_after_days)
+    _LastRecorded.entry = (state, event, after)
+    return after
 
 
 def replay(state: TrackerState, events: Sequence[TrackerEvent]) -> TrackerState:

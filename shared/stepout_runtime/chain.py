@@ -10,6 +10,7 @@ Crypto-shredding destroys keys, never rows, so an erased participant's chain sti
 from __future__ import annotations
 
 import hashlib
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +19,8 @@ from uuid import UUID
 from eventsourcing.persistence import StoredEvent
 
 GENESIS = "0" * 64
+# Chain heads kept in memory (the most recently written participants); an older one is read back.
+HEADS_KEPT = 20_000
 
 
 def chain_hash(prev: str, originator_id: UUID | str, version: int, topic: str, state: bytes) -> str:
@@ -30,7 +33,7 @@ class Chaining:
     """Computes chain rows for a batch; remembers heads only once the batch is committed."""
 
     def _init_chain(self) -> None:
-        self._heads: dict[str, tuple[int, str]] = {}
+        self._heads: OrderedDict[str, tuple[int, str]] = OrderedDict()
         self._pending: dict[str, tuple[int, str]] = {}
 
     def _previous(self, key: str, version: int, lookup: Any) -> str:
@@ -55,10 +58,12 @@ class Chaining:
         return rows
 
     def _committed(self) -> None:
-        self._heads.update(self._pending)
+        for key, head in self._pending.items():
+            self._heads[key] = head
+            self._heads.move_to_end(key)
         self._pending.clear()
-        if len(self._heads) > 200_000:
-            self._heads.clear()
+        while len(self._heads) > HEADS_KEPT:
+            self._heads.popitem(last=False)
 
 
 @dataclass(frozen=True)

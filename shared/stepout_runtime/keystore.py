@@ -32,7 +32,7 @@ from .sealing import SealBroken, open_bytes, seal_bytes
 from .store import StoreLocation, connect_sql, setup_lock
 
 PURPOSES = ("events", "read-models", "jetstream")
-OWNER_CACHE_SIZE = 50_000
+OWNER_CACHE_SIZE = 20_000  # keys kept unwrapped in memory, most recently used; more are read back
 _TABLES = (
     "CREATE TABLE IF NOT EXISTS purpose_keys (purpose TEXT PRIMARY KEY, wrapped TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS owner_keys (owner TEXT PRIMARY KEY, wrapped TEXT NOT NULL)",
