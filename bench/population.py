@@ -15,9 +15,6 @@ the projection's positions are moved past them (a rebuild, or a tracker deciding
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -27,12 +24,12 @@ from typing import Any
 from eventsourcing.persistence import StoredEvent
 
 from stepout_contract.envelope import encode
-from stepout_contract.inputs import INPUT_TYPES
+from stepout_contract.inputs import INPUT_TYPES, AttemptLogged
 from stepout_contract.settings import Settings
 from stepout_contract.subjects import Subjects
 from stepout_runtime.inbound import Inbound, decode
 from stepout_runtime.outbox import POSITION_NAME
-from stepout_tracker.application import TrackerApplication, attempt_ref
+from stepout_tracker.application import TrackerApplication, attempt_content, attempt_ref, content_digest
 from stepout_tracker.main import build
 from stepout_tracker.participant import participant_id
 
@@ -48,11 +45,11 @@ def user_of(copy: int) -> str:
     return f"p-{copy:010d}"
 
 
-def _id(n: int, kind: int) -> str:
+def template_id(n: int, kind: int) -> str:
     return f"{n:08x}-{kind:04x}-4000{MARK}"
 
 
-def _mark_of(copy: int) -> str:
+def mark_of(copy: int) -> str:
     return f"-8000-{copy:012x}"
 
 
@@ -88,14 +85,14 @@ def _template_inputs(subjects: Subjects, attempts: int) -> list[Inbound]:
             "participant.enrolled",
             {"user_id": TEMPLATE, "timezone": "Europe/Berlin"},
             START - timedelta(days=1),
-            _id(0, 1),
+            template_id(0, 1),
         )
     ]
     for n in range(attempts):
         at = START + n * SPACING
         peak = 30 + (n * 7) % 40
         data = {
-            "attempt_id": _id(n, 2),
+            "attempt_id": template_id(n, 2),
             "user_id": TEMPLATE,
             "assignment_id": None,
             "challenge_id": "self-chosen-bench",  # not in the catalog: the level is the participant's
@@ -107,7 +104,7 @@ def _template_inputs(subjects: Subjects, attempts: int) -> list[Inbound]:
             "occurred_at": at.isoformat(),
             "note": f"what happened at attempt {n}",
         }
-        items.append(_inbound(subjects, n + 2, "attempt.logged", data, at, _id(n, 3)))
+        items.append(_inbound(subjects, n + 2, "attempt.logged", data, at, template_id(n, 3)))
     return items
 
 
@@ -131,17 +128,13 @@ def _template(app: TrackerApplication, subjects: Subjects, attempts: int) -> Tem
     shots = [replace(s, state=app.mapper.opened(s)) for s in snapshots.recorder.select_events(key)]
     if any(str(key).encode() in s.state for s in [*opened, *shots]):
         raise RuntimeError("a stored event names its own aggregate id: copies cannot be made by replacing user ids")
-    said = [
-        (i.data.attempt_id, json.dumps(i.data.model_dump(mode="json"), sort_keys=True).encode())
-        for i in items
-        if i.event.type == "stepout.attempt.logged.v1"
-    ]
+    said = [(i.data.attempt_id, attempt_content(i.data)) for i in items if isinstance(i.data, AttemptLogged)]
     return Template(opened, shots, said)
 
 
 def _copied(stored: StoredEvent, copy: int, new_id: uuid.UUID) -> StoredEvent:
     state = stored.state.replace(TEMPLATE.encode(), user_of(copy).encode()).replace(
-        MARK.encode(), _mark_of(copy).encode()
+        MARK.encode(), mark_of(copy).encode()
     )
     return StoredEvent(new_id, stored.originator_version, stored.topic, state)
 
@@ -168,7 +161,7 @@ def populate(data_dir: Path, prefix: str, participants: int, attempts_each: int 
             shot_batch: list[StoredEvent] = []
             index: list[tuple[str, str, str | None]] = []
             for copy, new_id in ids.items():
-                owner, key, mark = str(new_id), keys[str(new_id)], _mark_of(copy)
+                owner, key, mark = str(new_id), keys[str(new_id)], mark_of(copy)
                 for stored in template.events:
                     copied = _copied(stored, copy, new_id)
                     batch.append(replace(copied, state=app.mapper.sealed(copied, personal=True)))
@@ -179,8 +172,8 @@ def populate(data_dir: Path, prefix: str, participants: int, attempts_each: int 
                     content = said.replace(TEMPLATE.encode(), user_of(copy).encode()).replace(
                         MARK.encode(), mark.encode()
                     )
-                    digest = hmac.new(key, content, hashlib.sha256).hexdigest()
-                    index.append((owner, attempt_ref(key, attempt_id.replace(MARK, mark)), digest))
+                    ref = attempt_ref(key, attempt_id.replace(MARK, mark))
+                    index.append((owner, ref, content_digest(key, content)))
             app.recorder.insert_events(batch, attempt_index=index)
             snapshots.recorder.insert_events(shot_batch)
             events += len(batch)

@@ -52,11 +52,19 @@ OVERLOADED = "overloaded"  # the mark of a progress row with an active warning, 
 LEGACY_INDEXED = "attempt-index:legacy"  # a position: the previous release's attempts are in the index
 
 
-def attempt_digest(key: bytes, data: AttemptLogged) -> str:
-    """What an attempt said, note included, keyed with its participant's own key: the same
-    `attempt_id` with other content differs, and once the key is destroyed the digest tells nothing."""
-    content = json.dumps(data.model_dump(mode="json"), sort_keys=True).encode()
+def attempt_content(data: AttemptLogged) -> bytes:
+    """What an attempt said, note included, in the one form its digest is taken of."""
+    return json.dumps(data.model_dump(mode="json"), sort_keys=True).encode()
+
+
+def content_digest(key: bytes, content: bytes) -> str:
+    """`attempt_content` keyed with its participant's own key: the same `attempt_id` with other
+    content differs, and once the key is destroyed the digest tells nothing."""
     return hmac.new(key, content, hashlib.sha256).hexdigest()
+
+
+def attempt_digest(key: bytes, data: AttemptLogged) -> str:
+    return content_digest(key, attempt_content(data))
 
 
 def attempt_ref(key: bytes, attempt_id: str) -> str:
