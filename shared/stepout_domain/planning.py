@@ -95,6 +95,7 @@ __all__ = [
     "Review",
     "Withdraw",
     "assignment_id_for",
+    "awaited",
     "decide",
     "evolve",
     "initial_state",
@@ -144,6 +145,25 @@ def decide(state: PlanState, command: PlanCommand, rules: RuleSet, catalog: Cata
     handler: Callable[[_Decision, Any], None] = _HANDLERS[type(command)]
     handler(decision, command)
     return decision.events
+
+
+def awaited(state: PlanState, command: PlanCommand) -> str | None:
+    """What the tracker published before `command` that the plan has not observed yet, if anything.
+
+    The tracker publishes a participant's outputs in order, but a delivery lost with a connection
+    (a NATS restart, a network cut) comes back only after the consumer's ack wait, behind later
+    ones. A progress whose position skips one, or the clearing of a warning not seen yet, is to be
+    decided after what it follows: `decide` would otherwise take the later progress and drop the
+    earlier one as already seen, losing its assignment, or ignore a clearing whose warning then
+    pauses the plan with nothing left to lift it.
+    """
+    if not state.enrolled or state.status == "withdrawn":
+        return None
+    if isinstance(command, ObserveProgress) and command.position > state.last_position + 1:
+        return f"the progress at position {state.last_position + 1}"
+    if isinstance(command, ObserveClearing) and command.warning_id not in state.seen_warning_ids:
+        return f"the warning {command.warning_id}"
+    return None
 
 
 def _enrol(d: _Decision, command: Enrol) -> None:

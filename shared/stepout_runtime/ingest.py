@@ -81,6 +81,16 @@ def retry_delay(delivered: int) -> float:
     return float(min(30.0, 0.5 * 2 ** max(0, delivered - 1)))
 
 
+def deliveries_spanning(seconds: float, max_deliver: int) -> int:
+    """The delivery of an input retried since its first that comes `seconds` or more after it,
+    at the latest the last one the consumer makes (`max_deliver`)."""
+    waited, delivered = 0.0, 1
+    while waited < seconds and delivered < max_deliver:
+        waited += retry_delay(delivered)
+        delivered += 1
+    return delivered
+
+
 def _take_ready(sub: JetStreamContext.PullSubscription, limit: int) -> list[Msg]:
     """Messages already delivered to the pull inbox (status messages dropped)."""
     inner = sub._sub

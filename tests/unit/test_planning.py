@@ -41,6 +41,7 @@ from stepout_domain.planning import (
     Review,
     Withdraw,
     assignment_id_for,
+    awaited,
     decide,
     evolve,
     initial_state,
@@ -554,3 +555,36 @@ def test_folding_the_events_again_rebuilds_the_same_state() -> None:
     plan.send(ObserveWarning("w-1", Severity.HIGH, plan.later(minutes=30), escalate=True))
     plan.attempt(names=None, at=plan.later(days=3))
     assert replay(initial_state("u-1"), plan.events) == plan.state
+
+
+# Order: what the tracker published before
+
+
+def test_a_progress_that_skips_a_position_awaits_the_one_it_skips() -> None:
+    plan = Plan(T0)
+    plan.attempt()
+    at = plan.later(hours=1)
+    last = LastAttempt("att-3", None, "some-challenge", 3, Outcome.REJECTED, 40, at)
+    skipping = ObserveProgress(3, 3, False, last, at)
+    assert awaited(plan.state, skipping) == "the progress at position 2"
+    following = ObserveProgress(2, 3, False, replace(last, attempt_id="att-2"), at)
+    assert awaited(plan.state, following) is None
+    assert plan.last_progress is not None
+    assert awaited(plan.state, plan.last_progress) is None  # the same one again: nothing awaited
+
+
+def test_a_clearing_awaits_its_warning() -> None:
+    plan = Plan(T0)
+    clearing = ObserveClearing("w-1", plan.later(hours=1), "review")
+    assert awaited(plan.state, clearing) == "the warning w-1"
+    plan.send(ObserveWarning("w-1", Severity.CRISIS, plan.later(minutes=1), escalate=True))
+    assert awaited(plan.state, clearing) is None
+
+
+def test_nothing_is_awaited_before_enrolment_or_after_withdrawal() -> None:
+    at = T0 + timedelta(hours=1)
+    last = LastAttempt("att-5", None, "some-challenge", 3, Outcome.REJECTED, 40, at)
+    assert awaited(initial_state("u-1"), ObserveProgress(5, 3, False, last, at)) is None
+    plan = Plan(T0)
+    plan.send(Withdraw(False, plan.later(hours=1)))
+    assert awaited(plan.state, ObserveProgress(5, 3, False, last, at)) is None

@@ -3,6 +3,7 @@ the `plan` read model, and stored decisions -> `challenge.assigned` / `plan.paus
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,7 @@ from stepout_domain.plan_state import PlanState
 from stepout_domain.ruleset import RuleSet
 from stepout_runtime.application import BatchApplication, Touched
 from stepout_runtime.inbound import DeadLetter, Inbound, Retry, Verdict
+from stepout_runtime.ingest import deliveries_spanning
 from stepout_runtime.keystore import KeyStore
 from stepout_runtime.metrics import PlannerMetrics
 from stepout_runtime.outbox import Effect, Erase, Output, OutputRegistry
@@ -29,6 +31,13 @@ from stepout_runtime.views import Row, Rows, ViewStore
 from . import plan_view
 from .plan import Plan, from_platform, plan_id
 from .records import command_record, event_from, event_record
+
+log = logging.getLogger(__name__)
+
+# From this delivery on, an output of the tracker that skips one not yet observed is decided anyway:
+# the one it follows comes back after the consumer's ack wait (30 s by default) when a connection
+# lost it, so waiting twice that long means it is gone (an OUT stream's limits dropped it).
+DEFAULT_PATIENCE = deliveries_spanning(2 * 30.0 + 1.0, 20)
 
 
 def owner_of(user_id: str) -> str:
@@ -110,7 +119,9 @@ class PlannerApplication(BatchApplication):
         metrics: PlannerMetrics,
         keys: KeyStore,
         legacy_cipher_key: str | None = None,
+        patience: int = DEFAULT_PATIENCE,
     ) -> None:
+        self.patience = patience
         super().__init__(
             env,
             rules=rules,
@@ -147,6 +158,8 @@ class PlannerApplication(BatchApplication):
                 return Retry("plan not enrolled yet")
             else:
                 return DeadLetter("not_enrolled", "participant is not enrolled")
+        if not from_platform and command is not None and (waiting := self._awaited(plan, command, item)):
+            return waiting
         if plan.state.status == "withdrawn" and from_platform and not isinstance(command, planning.Withdraw):
             if isinstance(command, planning.Enrol):
                 return DeadLetter(
@@ -179,6 +192,19 @@ class PlannerApplication(BatchApplication):
             plan.erase(
                 user_id=item.user_id, summary=dict(plan.decisions), stream_seq=item.stream_seq, request_id=item.event.id
             )
+        return None
+
+    def _awaited(self, plan: Plan, command: Any, item: Inbound) -> Retry | None:
+        """A retry while the tracker's output this one follows has not been observed, until `patience`."""
+        missing = planning.awaited(plan.state, command)
+        if missing is None:
+            return None
+        if item.delivered < self.patience:
+            return Retry(f"waiting for {missing} of this participant")
+        log.warning(
+            "deciding past an output that never came",
+            extra={"missing": missing, "stream_seq": item.stream_seq, "delivered": item.delivered},
+        )
         return None
 
     def after_commit(self) -> None:

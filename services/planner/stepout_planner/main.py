@@ -19,7 +19,7 @@ from stepout_domain.ruleset import load_ruleset
 from stepout_runtime.dead_letter_index import DeadLetterIndex
 from stepout_runtime.erasure import purge_outputs, remove_dead_letters
 from stepout_runtime.history_pages import PAGE_MAX
-from stepout_runtime.ingest import DeadLetters
+from stepout_runtime.ingest import DeadLetters, deliveries_spanning
 from stepout_runtime.keystore import KeyStore, keystore_location
 from stepout_runtime.leases import leases_for
 from stepout_runtime.master_key import master_key
@@ -55,6 +55,7 @@ def build(settings: Settings) -> tuple[ServiceParts, PlannerApplication]:
         metrics=metrics,
         keys=keys,
         legacy_cipher_key=settings.cipher_key,
+        patience=deliveries_spanning(2 * settings.ack_wait_seconds + 1.0, settings.max_deliver),
     )
     # The relay reads the log and moves its position beside the ingest, not behind it.
     outbox = ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox")
