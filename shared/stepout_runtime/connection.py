@@ -6,12 +6,19 @@ import asyncio
 import contextlib
 import logging
 import ssl
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from nats import errors
 from nats.aio.client import Client
 
 from stepout_contract.settings import Settings
+
+if TYPE_CHECKING:
+    from faststream.nats import NatsBroker
+
+T = TypeVar("T")
+ErrorCallback = Callable[[Exception], Awaitable[None]]
 
 # The services take their replies under an inbox prefix of their own, so that an identity that may
 # read the default `_INBOX.>` (a platform, deploy/nats/nats-server.conf) never sees their traffic.
@@ -137,35 +144,72 @@ def _refused_setting(settings: Settings, error: Exception) -> str:
 
 
 async def connect(settings: Settings, name: str) -> Client:
-    """A service's connection, with `connect_options` and `SERVICE_INBOX_PREFIX`: waits as long as it
-    takes for a server that does not answer yet, but raises `NatsRefusedError` at once when one
-    refuses the credentials or the certificate, which no retry would change."""
+    """A plain nats-py connection with `connect_options` and `SERVICE_INBOX_PREFIX` (the command
+    line's, and the tests'); waits and refuses as `connect_broker` does."""
     options = connect_options(settings, name)
     options["inbox_prefix"] = SERVICE_INBOX_PREFIX
-    report = options["error_cb"]
+    client = Client()
+
+    async def start(error_cb: ErrorCallback) -> Client:
+        await client.connect(**{**options, "error_cb": error_cb})
+        return client
+
+    return await _connected(settings, start, client.close)
+
+
+async def connect_broker(settings: Settings, name: str, **broker_kwargs: Any) -> NatsBroker:
+    """A service's one connection to NATS: a FastStream broker, connected. Its nats-py client
+    (`broker.connection`) also carries the service's JetStream traffic, so each service has one
+    connection stack. Waits as long as it takes for a server that does not answer yet, but raises
+    `NatsRefusedError` at once when one refuses the credentials or the certificate."""
+    from faststream.nats import NatsBroker
+
+    options = broker_options(settings, name)
+    holder: list[NatsBroker] = []
+
+    async def start(error_cb: ErrorCallback) -> NatsBroker:
+        broker = NatsBroker(**{**options, "error_cb": error_cb}, **broker_kwargs)
+        holder.append(broker)
+        await broker.connect()
+        return broker
+
+    async def close() -> None:
+        if holder:
+            await holder[0].stop()
+
+    return await _connected(settings, start, close)
+
+
+async def _connected(
+    settings: Settings, start: Callable[[ErrorCallback], Awaitable[T]], close: Callable[[], Awaitable[Any]]
+) -> T:
+    """What `start` connects, with errors reported; a refusal of the credentials or the certificate,
+    which no retry would change, ends the wait at once."""
     refused: asyncio.Future[Exception] = asyncio.get_running_loop().create_future()
     connected = False
 
     async def on_error(error: Exception) -> None:
-        await report(error)
+        await _on_error(error)
         if not connected and _is_refusal(error) and not refused.done():
             refused.set_result(error)
 
-    client = Client()
-    connecting = asyncio.ensure_future(client.connect(**{**options, "error_cb": on_error}))
+    connecting = asyncio.ensure_future(start(on_error))
     either: list[asyncio.Future[Any]] = [connecting, refused]
     await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
-    if connecting.done():
+    raised = connecting.exception() if connecting.done() else None
+    failed = raised if isinstance(raised, Exception) else None
+    if not refused.done() and not (failed is not None and _is_refusal(failed)):
         refused.cancel()
-        await connecting
+        result = await connecting
         connected = True
-        return client
+        return result
+    error = refused.result() if refused.done() else failed
+    assert error is not None
     connecting.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await connecting
     with contextlib.suppress(Exception):
-        await client.close()
-    error = refused.result()
+        await close()
     setting = _refused_setting(settings, error)
     log.error("NATS refused the connection", extra={"setting": setting, "error": str(error)})
     raise NatsRefusedError(f"{setting}: connecting to NATS at {settings.nats_url} was refused: {error}")

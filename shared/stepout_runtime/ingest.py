@@ -11,7 +11,6 @@ so that nothing is ever dropped silently.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 import uuid
@@ -21,15 +20,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from nats.aio.msg import Msg
-from nats.errors import ConnectionClosedError, NoServersError
-from nats.errors import TimeoutError as NatsTimeout
+from nats.errors import Error as NatsError
 from nats.js import JetStreamContext
-from nats.js.errors import FetchTimeoutError
 from pydantic import BaseModel
 
 from stepout_contract.subjects import Subjects
 
 from .dead_letter_index import DeadLetterIndex
+from .fetching import PromptFetcher
 from .inbound import (
     MAX_MESSAGE_BYTES,
     DeadLetter,
@@ -91,47 +89,6 @@ def deliveries_spanning(seconds: float, max_deliver: int) -> int:
     return delivered
 
 
-def _take_ready(sub: JetStreamContext.PullSubscription, limit: int) -> list[Msg]:
-    """Messages already delivered to the pull inbox (status messages dropped)."""
-    inner = sub._sub
-    queue = inner._pending_queue
-    found: list[Msg] = []
-    while len(found) < limit and not queue.empty():
-        msg = queue.get_nowait()
-        inner._pending_size -= len(msg.data)
-        if not JetStreamContext.is_status_msg(msg):
-            found.append(msg)
-    return found
-
-
-async def prompt_fetch(sub: JetStreamContext.PullSubscription, batch: int, timeout: float) -> list[Msg]:
-    """Up to `batch` messages, returned as soon as any are there.
-
-    nats-py's `fetch` waits, once a first message came, for the batch to fill or the
-    timeout to pass, which under light load adds the whole timeout to every input's
-    latency. Here one pull request stays open for `timeout`; whatever it has delivered is
-    handed over at once, and what arrives later is picked up by the next call.
-    """
-    ready = _take_ready(sub, batch)
-    if ready:
-        return ready
-    request = {"batch": batch, "expires": int(timeout * 1_000_000_000)}
-    await sub._nc.publish(sub._nms, json.dumps(request).encode(), sub._deliver)
-    deadline = time.monotonic() + timeout
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return []
-        try:
-            msg = await sub._sub.next_msg(timeout=remaining)
-        except (TimeoutError, NatsTimeout):
-            return []
-        if JetStreamContext.is_status_msg(msg):
-            continue  # 404/408: nothing yet, or an earlier request expired
-        await asyncio.sleep(0)  # let the rest of a burst reach the queue
-        return [msg, *_take_ready(sub, batch - 1)]
-
-
 class IngestLoop:
     """Consumes one durable consumer in batches and hands each batch to `handle`."""
 
@@ -190,7 +147,8 @@ class IngestLoop:
         if self._stopping.is_set():
             return
         sub = await self.js.pull_subscribe_bind(self.consumer.durable, stream=self.consumer.stream)
-        fetching: asyncio.Task[list[Msg]] = asyncio.create_task(self._fetch(sub))
+        fetcher = PromptFetcher(sub, self.batch_size, FETCH_TIMEOUT_S)
+        fetching: asyncio.Task[list[Msg]] = asyncio.create_task(self._fetch(fetcher))
         try:
             while not self._stopping.is_set():
                 msgs = await fetching
@@ -198,12 +156,12 @@ class IngestLoop:
                     await self._release(msgs)
                     break
                 # Fetch the next batch while this one is decided and committed.
-                fetching = asyncio.create_task(self._fetch(sub))
+                fetching = asyncio.create_task(self._fetch(fetcher))
                 if msgs and await self._process(msgs):
                     # The store refused the whole batch: back off, handing the prefetched batch back.
                     await self._release(await fetching, delay=retry_delay(1))
                     await asyncio.sleep(retry_delay(1))
-                    fetching = asyncio.create_task(self._fetch(sub))
+                    fetching = asyncio.create_task(self._fetch(fetcher))
         finally:
             if not fetching.done():
                 fetching.cancel()
@@ -222,13 +180,13 @@ class IngestLoop:
             except Exception:  # noqa: BLE001 - redelivered after ack_wait anyway
                 return
 
-    async def _fetch(self, sub: JetStreamContext.PullSubscription) -> list[Msg]:
+    async def _fetch(self, fetcher: PromptFetcher) -> list[Msg]:
+        """The next batch; none while NATS is away or answers a pull with an error status (a 503
+        while a restarted server recovers its streams): the loop asks again, it never ends on one."""
         try:
-            return await prompt_fetch(sub, self.batch_size, FETCH_TIMEOUT_S)
-        except (TimeoutError, FetchTimeoutError, NatsTimeout):
-            return []
-        except (ConnectionClosedError, NoServersError, OSError) as exc:
-            log.warning("fetch failed, retrying", extra={"consumer": self.consumer.durable, "error": str(exc)})
+            return await fetcher.fetch()
+        except (NatsError, OSError) as exc:
+            log.warning("fetch failed, retrying", extra={"consumer": self.consumer.durable, "error": repr(exc)})
             await asyncio.sleep(0.5)
             return []
 

@@ -26,7 +26,7 @@ from stepout_contract.settings import Settings
 from stepout_contract.subjects import Subjects
 
 from .api_tokens import ApiTokens
-from .connection import closing, connect
+from .connection import closing, connect_broker
 from .http import HttpApp, bound_port, make_server
 from .ingest import BatchHandler, DeadLetters, IngestLoop
 from .leases import Leases
@@ -118,7 +118,15 @@ class Service:
             loop.add_signal_handler(sig, self.request_stop)
 
         # A signal while NATS is still away stops the wait instead of being ignored.
-        connecting = asyncio.ensure_future(connect(self.settings, f"stepout-{parts.name}"))
+        # One connection: FastStream's broker serves the queries, its nats-py client everything else.
+        connecting = asyncio.ensure_future(
+            connect_broker(
+                self.settings,
+                f"stepout-{parts.name}",
+                middlewares=[NatsPrometheusMiddleware(registry=parts.registry, app_name=f"stepout-{parts.name}")],
+                log_level=logging.DEBUG,
+            )
+        )
         stopping = asyncio.ensure_future(self._stop.wait())
         await asyncio.wait([connecting, stopping], return_when=asyncio.FIRST_COMPLETED)
         if not connecting.done():
@@ -126,7 +134,8 @@ class Service:
             log.info("stopped before NATS answered", extra={"service": parts.name})
             return
         stopping.cancel()
-        self.nc = parts.nc = connecting.result()
+        self.broker = connecting.result()
+        self.nc = parts.nc = self.broker.connection
         require_supported_server(self.nc)  # raises ServerTooOld: the process ends with a non-zero status
         js = self.nc.jetstream()
         await ensure_topology(
@@ -138,12 +147,8 @@ class Service:
             limits=StreamLimits.of(self.settings),
         )
 
-        # Queries: FastStream subscribers on core NATS, one queue group per service.
-        # FastStream serves the queries; its Prometheus middleware measures them into our registry.
-        self.broker = NatsBroker(
-            **_broker_auth(self.settings, parts.name),
-            middlewares=[NatsPrometheusMiddleware(registry=parts.registry, app_name=f"stepout-{parts.name}")],
-        )
+        # Queries: FastStream subscribers on core NATS, one queue group per service; its Prometheus
+        # middleware measures them into our registry.
         for name, answer in parts.queries.items():
             self._register_query(self.broker, name, answer)
         await self.broker.start()
@@ -301,11 +306,3 @@ class Service:
         self.parts.leases.close()
         self.parts.executor.shutdown(wait=True, cancel_futures=True)
         log.info("stopped", extra={"service": self.parts.name})
-
-
-def _broker_auth(settings: Settings, name: str) -> dict[str, Any]:
-    from .connection import broker_options
-
-    options = broker_options(settings, f"stepout-{name}-queries")
-    options["log_level"] = logging.DEBUG
-    return options

@@ -9,6 +9,7 @@ import json
 import logging
 from collections.abc import Sequence
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from eventsourcing.persistence import Notification
@@ -72,6 +73,7 @@ def attempt_ref(key: bytes, attempt_id: str) -> str:
     return hmac.new(key, b"attempt_id\0" + attempt_id.encode(), hashlib.sha256).hexdigest()
 
 
+@lru_cache(maxsize=16_384)
 def owner_of(user_id: str) -> str:
     """Whose key seals what the tracker keeps of `user_id`: their aggregate's id."""
     return str(participant_id(user_id))

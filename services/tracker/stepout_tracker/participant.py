@@ -13,6 +13,7 @@ Stores of the previous release kept one stored event per domain event (`AttemptR
 from __future__ import annotations
 
 import uuid
+from functools import lru_cache
 from typing import Any
 
 from eventsourcing.domain import Aggregate, event
@@ -43,6 +44,7 @@ WARNING = TypeAdapter(Warning)
 CLEARING = TypeAdapter(Clearing)
 
 
+@lru_cache(maxsize=16_384)  # asked for several times per input; a SHA-1 each time otherwise
 def participant_id(user_id: str) -> uuid.UUID:
     return uuid.uuid5(PARTICIPANT_NAMESPACE, user_id)
 
