@@ -29,7 +29,7 @@ from stepout_domain.tracking import TrackerState, decide, initial_state, replay
 from stepout_runtime.topology import ensure_topology
 
 from .common import NatsServer, Service, cloud_event, next_attempt, service_env
-from .ingest import _drained, _publish_all, enrolled
+from .ingest import drained, enrolled, publish_all
 
 HISTORIES = (10, 100, 1_000, 5_000)
 SPACING = timedelta(hours=3)  # a participant's attempts, this far apart
@@ -124,9 +124,9 @@ async def _drain(work: Path, label: str, participants: int, per_user: int, cold_
         await enrolled(js, prefix, users, tracker, subjects)
         tracker.stop()
         messages = _attempts(prefix, users, per_user)
-        await _publish_all(js, messages)
+        await publish_all(js, messages)
         tracker.start()
-        seconds = await _drained(js, subjects.in_stream, "tracker", len(messages), 3600)
+        seconds = await drained(js, subjects.in_stream, "tracker", len(messages), 3600)
         dead = (await js.stream_info(subjects.dlq_stream)).state.messages
         if dead:
             raise RuntimeError(f"{dead} inputs were dead-lettered: the drain measured refusals, not decisions")
@@ -137,7 +137,7 @@ async def _drain(work: Path, label: str, participants: int, per_user: int, cold_
             "rss_mb": tracker.rss_mb(),
         }
         if cold_check:
-            await _published(js, subjects.out_stream)  # restarted with nothing left to relay
+            await all_published(js, subjects.out_stream)  # restarted with nothing left to relay
             tracker.stop()
             tracker.start()
             result["cold_answers_s"] = await _answers(nc, js, prefix, users)
@@ -148,7 +148,7 @@ async def _drain(work: Path, label: str, participants: int, per_user: int, cold_
         server.stop()
 
 
-async def _published(js: Any, stream: str) -> None:
+async def all_published(js: Any, stream: str) -> None:
     """Until the outbox relay has published every output: the output stream still for a second."""
     last, still_since = -1, time.monotonic()
     while time.monotonic() - still_since < 1.0:

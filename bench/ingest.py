@@ -9,17 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import nats
-from nats.js.api import AckPolicy, ConsumerConfig
 
 from stepout_contract.subjects import Subjects
 from stepout_runtime.topology import ensure_topology
 
 from .common import NatsServer, Service, attempt_messages, cloud_event, service_env
+from .watch import BASELINE, add_baseline_consumer
 
 USERS = [f"b-{i:04d}" for i in range(200)]
 
 
-async def _publish_all(js: Any, messages: list[tuple[str, bytes, str]]) -> None:
+async def publish_all(js: Any, messages: list[tuple[str, bytes, str]]) -> None:
     window = []
     for subject, body, event_id in messages:
         window.append(await js.publish_async(subject, body, headers={"Nats-Msg-Id": event_id}))
@@ -29,9 +29,9 @@ async def _publish_all(js: Any, messages: list[tuple[str, bytes, str]]) -> None:
     await asyncio.gather(*window)
 
 
-async def _baseline(js: Any, stream: str, n: int) -> float:
+async def baseline_rate(js: Any, stream: str, n: int) -> float:
     """A raw pull consumer that fetches, parses and acks every message: the transport's ceiling here."""
-    sub = await js.pull_subscribe_bind("bench-baseline", stream=stream)
+    sub = await js.pull_subscribe_bind(BASELINE, stream=stream)
     seen, started = 0, time.perf_counter()
     while seen < n:
         batch = await sub.fetch(1000, timeout=5)
@@ -44,7 +44,7 @@ async def _baseline(js: Any, stream: str, n: int) -> float:
     return n / elapsed
 
 
-async def _drained(js: Any, stream: str, durable: str, n: int, timeout: float) -> float:
+async def drained(js: Any, stream: str, durable: str, n: int, timeout: float) -> float:
     """Seconds from the first delivery to the last ack of `durable`."""
     first = None
     deadline = time.monotonic() + timeout
@@ -58,9 +58,9 @@ async def _drained(js: Any, stream: str, durable: str, n: int, timeout: float) -
     raise TimeoutError(f"{durable} did not drain {n} messages")
 
 
-async def enrolled(js: Any, prefix: str, users: list[str], tracker: Service, subjects: Subjects) -> None:
-    """`users` enrolled: their enrolments published, and the tracker started and drained of them."""
-    enrolments = [
+def enrolment_messages(prefix: str, users: list[str]) -> list[tuple[str, bytes, str]]:
+    """One `participant.enrolled` of each of `users`: subject, body and message id."""
+    return [
         (
             f"{prefix}.participant.enrolled.{u}",
             cloud_event("stepout.participant.enrolled.v1", u, {"user_id": u}, f"e-{u}"),
@@ -68,9 +68,13 @@ async def enrolled(js: Any, prefix: str, users: list[str], tracker: Service, sub
         )
         for u in users
     ]
-    await _publish_all(js, enrolments)
+
+
+async def enrolled(js: Any, prefix: str, users: list[str], tracker: Service, subjects: Subjects) -> None:
+    """`users` enrolled: their enrolments published, and the tracker started and drained of them."""
+    await publish_all(js, enrolment_messages(prefix, users))
     tracker.start()
-    await _drained(js, subjects.in_stream, "tracker", len(users), 600)
+    await drained(js, subjects.in_stream, "tracker", len(users), 600)
 
 
 async def run_ingest(work: Path, n: int, store: dict[str, str], label: str) -> dict[str, float]:
@@ -85,18 +89,15 @@ async def run_ingest(work: Path, n: int, store: dict[str, str], label: str) -> d
         nc = await nats.connect(server.url)
         js = nc.jetstream()
         await ensure_topology(js, subjects, max_deliver=20, ack_wait=30)
-        await js.add_consumer(
-            subjects.in_stream,
-            ConsumerConfig(durable_name="bench-baseline", ack_policy=AckPolicy.EXPLICIT, max_ack_pending=20_000),
-        )
+        await add_baseline_consumer(js, subjects.in_stream)
         # Enrol first so that every attempt is valid, then preload the attempts.
         await enrolled(js, prefix, USERS, tracker, subjects)
         tracker.stop()
-        await _publish_all(js, attempt_messages(prefix, USERS, n))
+        await publish_all(js, attempt_messages(prefix, USERS, n))
 
-        baseline = await _baseline(js, subjects.in_stream, n + len(USERS))
+        baseline = await baseline_rate(js, subjects.in_stream, n + len(USERS))
         tracker.start()
-        seconds = await _drained(js, subjects.in_stream, "tracker", n, 600)
+        seconds = await drained(js, subjects.in_stream, "tracker", n, 600)
         rss = tracker.rss_mb()
         await nc.close()
         return {

@@ -18,7 +18,7 @@ from stepout_contract.subjects import Subjects
 from stepout_runtime.topology import ensure_topology
 
 from .common import NatsServer, Service, next_attempt, service_env
-from .ingest import _drained, _publish_all
+from .ingest import drained, publish_all
 from .population import populate, user_of
 
 ATTEMPTS_EACH = 50
@@ -69,10 +69,10 @@ async def run_memory(work: Path, participants: int) -> dict[str, Any]:
         nc = await nats.connect(server.url)
         js = nc.jetstream()
         await ensure_topology(js, subjects, max_deliver=20, ack_wait=30)
-        await _publish_all(js, [next_attempt(prefix, user_of(copy)) for copy in range(participants)])
+        await publish_all(js, [next_attempt(prefix, user_of(copy)) for copy in range(participants)])
         tracker.start()
         before = tracker.rss_mb()
-        seconds = await _drained(js, subjects.in_stream, "tracker", participants, 3600)
+        seconds = await drained(js, subjects.in_stream, "tracker", participants, 3600)
         dead = (await js.stream_info(subjects.dlq_stream)).state.messages
         if dead:
             raise RuntimeError(f"{dead} attempts were dead-lettered: the tracker did not decide them")

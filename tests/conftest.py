@@ -10,9 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from support import NatsServer, Platform, System
-
-POSTGRES_DSN = os.environ.get("STEPOUT_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+from support import POSTGRES_DSN, NatsServer, Platform, System, postgres_or_skip
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -29,16 +27,6 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             metafunc.parametrize("store_kind", ["sqlite", "postgres"])
 
 
-def postgres_answers() -> bool:
-    try:
-        import psycopg
-
-        with psycopg.connect(POSTGRES_DSN, connect_timeout=2):
-            return True
-    except Exception:  # noqa: BLE001 - any failure means no server to test against
-        return False
-
-
 @pytest.fixture(scope="session")
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer]:
     server = NatsServer(store=tmp_path_factory.mktemp("nats-store"))
@@ -48,15 +36,17 @@ def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NatsServer
 
 
 @pytest.fixture
+def postgres_dsn() -> str:
+    return postgres_or_skip()
+
+
+@pytest.fixture
 def store_settings(store_kind: str) -> Iterator[dict[str, str]]:
     """STEPOUT_* settings for the store under test; PostgreSQL gets fresh schemas, dropped after."""
     if store_kind == "sqlite":
         yield {"STEPOUT_STORE": "sqlite"}
         return
-    if not postgres_answers():
-        if os.environ.get("STEPOUT_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL required but not answering at {POSTGRES_DSN}")
-        pytest.skip("no PostgreSQL server answering")
+    postgres_or_skip()
     schema = f"t{uuid.uuid4().hex[:12]}"
     yield {"STEPOUT_STORE": "postgres", "STEPOUT_POSTGRES_DSN": POSTGRES_DSN, "STEPOUT_POSTGRES_SCHEMA": schema}
     import psycopg

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import nats
+import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
@@ -27,6 +28,29 @@ ROOT = Path(__file__).resolve().parents[1]
 PLATFORM_TOKEN = "test-platform-token-0123456789"
 AUDITOR_TOKEN = "test-auditor-token-0123456789"
 AS_PLATFORM = {"Authorization": f"Bearer {PLATFORM_TOKEN}"}
+
+
+POSTGRES_DSN = os.environ.get("STEPOUT_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def postgres_answers() -> bool:
+    try:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_DSN, connect_timeout=2):
+            return True
+    except Exception:  # noqa: BLE001 - any failure means no server to test against
+        return False
+
+
+def postgres_or_skip() -> str:
+    """The test PostgreSQL's DSN; the test is skipped when none answers, or fails when
+    STEPOUT_REQUIRE_POSTGRES=1 (as in CI)."""
+    if not postgres_answers():
+        if os.environ.get("STEPOUT_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"PostgreSQL required but not answering at {POSTGRES_DSN}")
+        pytest.skip("no PostgreSQL server answering")
+    return POSTGRES_DSN
 
 
 def free_port() -> int:

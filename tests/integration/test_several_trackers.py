@@ -4,7 +4,6 @@ over its partitions: exact counts, and each participant's attempts in the order 
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,21 +11,24 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from support import NatsServer, Platform, ServiceProcess, free_port, new_prefix, service_env
+from support import (
+    POSTGRES_DSN,
+    NatsServer,
+    Platform,
+    ServiceProcess,
+    free_port,
+    new_prefix,
+    postgres_or_skip,
+    service_env,
+)
 
-POSTGRES_DSN = os.environ.get("STEPOUT_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 USERS = [f"u-{i:02d}" for i in range(24)]
 ATTEMPTS_EACH = 10
 
 
 @pytest.fixture
 def postgres_schema() -> Iterator[str]:
-    try:
-        psycopg.connect(POSTGRES_DSN, connect_timeout=2).close()
-    except psycopg.OperationalError:
-        if os.environ.get("STEPOUT_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"PostgreSQL required but not answering at {POSTGRES_DSN}")
-        pytest.skip("no PostgreSQL server answering")
+    postgres_or_skip()
     schema = f"t{uuid.uuid4().hex[:12]}"
     yield schema
     with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
