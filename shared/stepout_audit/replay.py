@@ -8,6 +8,7 @@ warnings, clearings) published so far.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +19,8 @@ from stepout_domain.progress import erased_view
 from stepout_planner.plan import erased_state
 from stepout_planner.records import event_from
 
+from .entries import Entry
+from .merge import Row
 from .trail import Trail
 
 # The published decisions a replay lists, by CloudEvent type: what each is called.
@@ -33,14 +36,30 @@ DECISION_KINDS = {
 
 def state_as_of(trail: Trail, at: datetime) -> dict[str, Any]:
     """The participant's progress, plan, active warning and decisions from events stored at or before `at`."""
+    tracker = tracker_as_of(trail.user_id, trail.tracker, at)
+    planner = planner_as_of(trail.user_id, trail.planner, at)
+    rows = [row for row in trail.rows() if row.timestamp <= at]
+    return {
+        "user_id": trail.user_id,
+        "as_of": rfc3339(at),
+        "progress": tracker["progress"],
+        "plan": planner["plan"],
+        "active_warning": tracker["active_warning"],
+        "decisions": decisions_of(rows),
+        "inputs": sum(1 for row in rows if row.is_input),
+        "stored_events": tracker["stored_events"] + planner["stored_events"],
+    }
+
+
+def tracker_as_of(user_id: str, entries: Sequence[Entry], at: datetime) -> dict[str, Any]:
+    """The tracker's part as of `at`: its last published progress view and its active warning."""
     # What an erasure made unreadable is left out; the erasure records what it left.
-    tracker = [e for e in trail.tracker if e.event is not None and e.timestamp <= at]
-    planner = [e for e in trail.planner if e.event is not None and e.timestamp <= at]
+    tracker = [e for e in entries if e.event is not None and e.timestamp <= at]
     erased = next((e.event for e in tracker if e.name == "Erased"), None)
     published = [o for e in tracker for o in e.outputs]
     progress = next((o["data"] for o in reversed(published) if o["type"] == "stepout.progress.updated.v1"), None)
     if erased is not None:
-        progress = erased_view(trail.user_id, erased.summary, "erased")
+        progress = erased_view(user_id, erased.summary, "erased")
     warning: dict[str, Any] | None = None
     for output in published:
         if output["type"] == "stepout.overload.warning.v1":
@@ -48,15 +67,34 @@ def state_as_of(trail: Trail, at: datetime) -> dict[str, Any]:
         elif output["type"] == "stepout.overload.cleared.v1" and warning is not None:
             if output["data"]["warning_id"] == warning["warning_id"]:
                 warning = None
-    plan = initial_state(trail.user_id)
+    return {
+        "progress": progress,
+        "active_warning": warning,
+        "stored_events": len(tracker),
+        "erased": erased is not None,
+    }
+
+
+def planner_as_of(user_id: str, entries: Sequence[Entry], at: datetime) -> dict[str, Any]:
+    """The planner's part as of `at`: the plan folded from its stored decisions by its own `evolve`."""
+    planner = [e for e in entries if e.event is not None and e.timestamp <= at]
+    plan = initial_state(user_id)
     for entry in planner:
         if entry.name == "Decided":
             for record in entry.event.events:
                 plan = evolve(plan, event_from(record))
         elif entry.name == "Erased":
             plan = erased_state(plan)
-    rows = [row for row in trail.rows() if row.timestamp <= at]
-    decisions = [
+    return {
+        "plan": plan_as_of(plan, at) if plan.enrolled else None,
+        "stored_events": len(planner),
+        "erased": plan.erased,
+    }
+
+
+def decisions_of(rows: Sequence[Row]) -> list[dict[str, Any]]:
+    """The published decisions among `rows`, each with its kind and the rule set it was decided under."""
+    return [
         {
             "time": row.event["time"],
             "kind": DECISION_KINDS[row.event["type"]],
@@ -67,16 +105,6 @@ def state_as_of(trail: Trail, at: datetime) -> dict[str, Any]:
         for row in rows
         if not row.is_input and row.event["type"] in DECISION_KINDS
     ]
-    return {
-        "user_id": trail.user_id,
-        "as_of": rfc3339(at),
-        "progress": progress,
-        "plan": plan_as_of(plan, at) if plan.enrolled else None,
-        "active_warning": warning,
-        "decisions": decisions,
-        "inputs": sum(1 for row in rows if row.is_input),
-        "stored_events": len(tracker) + len(planner),
-    }
 
 
 def plan_as_of(plan: PlanState, at: datetime) -> dict[str, Any]:

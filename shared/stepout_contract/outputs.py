@@ -105,6 +105,19 @@ class ProgressView(_Output):
     erased: bool = False
 
 
+class ObservedWarning(_Output):
+    """Additive: the warning the plan is responding to, as the tracker published it (`rules` and
+    `evidence` are empty, `ruleset_version` null, for warnings observed before they were kept)."""
+
+    warning_id: str
+    severity: Severity
+    escalate: bool
+    raised_at: Time
+    rules: list[RuleHitView]
+    evidence: list[str]
+    ruleset_version: str | None
+
+
 class PlanView(_Output):
     user_id: str
     status: Literal["active", "paused", "withdrawn"]
@@ -113,6 +126,10 @@ class PlanView(_Output):
     paused_until: Time | None
     plan_level: int | None = None
     erased: bool = False
+    # Additive: the coach at enrolment, why the plan is paused, the warning it is responding to.
+    coach_id: str | None = None
+    pause_reason: PauseReason | None = None
+    active_warning: ObservedWarning | None = None
 
 
 class PlanResumed(_Output):

@@ -15,10 +15,15 @@ from pydantic.json_schema import SkipJsonSchema
 from .dead_letters import absent_when_unset
 from .envelope import CloudEvent
 from .inputs import UserId
-from .outputs import PlanView, ProgressView
+from .outputs import ChallengeAssigned, ObservedWarning, OverloadWarning, PlanView, ProgressView
+from .vocabulary import PauseReason, Severity
 
 HISTORY_LIMIT_DEFAULT = 100
 HISTORY_LIMIT_MAX = 500
+ESCALATIONS_LIMIT_DEFAULT = 100
+ESCALATIONS_LIMIT_MAX = 500
+AUDIT_DECISIONS_DEFAULT = 200
+AUDIT_DECISIONS_MAX = 500
 
 
 class _Message(BaseModel):
@@ -83,6 +88,106 @@ class HistoryPlannerReply(_Message):
     more: bool = Field(description="whether more entries follow the last one")
 
 
+class EscalationsQuery(_Message):
+    """The participants with an active warning, of one coach or of everyone."""
+
+    coach_id: str | SkipJsonSchema[None] = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="only this coach's participants; left out for everyone's",
+        json_schema_extra=absent_when_unset,
+    )
+    limit: int = Field(ESCALATIONS_LIMIT_DEFAULT, ge=1, le=ESCALATIONS_LIMIT_MAX, strict=True)
+
+
+class Escalation(_Message):
+    """A participant whose plan is responding to an active warning."""
+
+    user_id: str
+    coach_id: str | None
+    status: Literal["active", "paused"]
+    pause_reason: PauseReason | None
+    paused_until: AwareDatetime | None
+    warning: ObservedWarning
+
+
+class EscalationsReply(_Message):
+    """Most severe first, then oldest raised first; `total` counts all, `escalations` the first `limit`."""
+
+    escalations: list[Escalation]
+    total: int
+
+
+class AuditQuery(UserQuery):
+    """One service's store about a participant: its chain, and the participant as of a time."""
+
+    as_of: AwareDatetime | SkipJsonSchema[None] = Field(
+        None, description="RFC 3339 with an offset; left out for now", json_schema_extra=absent_when_unset
+    )
+    limit: int = Field(
+        AUDIT_DECISIONS_DEFAULT,
+        ge=1,
+        le=AUDIT_DECISIONS_MAX,
+        strict=True,
+        description="most decisions in the reply: the latest ones up to `as_of`",
+    )
+
+
+class ChainStatus(_Message):
+    """Whether the hash chain of the participant's stored events holds in this store."""
+
+    holds: bool
+    broken_at_version: int | None = Field(description="the first stored event that breaks it")
+    reason: str | None
+
+
+class AuditDecision(_Message):
+    """A published decision, with the rule set it was decided under (null for those that name none)."""
+
+    time: AwareDatetime
+    kind: Literal["assignment", "pause", "resume", "notice", "warning", "clearing"]
+    id: str
+    ruleset_version: str | None
+    data: dict[str, object]
+
+
+class ActiveWarningAsOf(_Message):
+    warning_id: str
+    severity: Severity
+
+
+class PlanAsOf(_Message):
+    """The plan as of the asked time, folded from the planner's stored decisions."""
+
+    status: Literal["active", "paused", "withdrawn"]
+    level: int
+    open_assignment: ChallengeAssigned | None
+    paused_until: AwareDatetime | None
+    pause_reason: PauseReason | None
+    ease_off_until: AwareDatetime | None
+    active_warning: ActiveWarningAsOf | None
+
+
+class AuditReply(_Message):
+    """What one service's store holds of the participant as of `as_of`. Notes are never shown;
+    of an erased participant only what the erasure left."""
+
+    service: Literal["tracker", "planner"]
+    user_id: str
+    as_of: AwareDatetime
+    chain: ChainStatus
+    unreadable: str | None = Field(description="a stored event that does not read, which stops the replay")
+    stored_events: int = Field(description="stored events at or before `as_of`")
+    erased: bool
+    inputs: int = Field(description="inputs this store recorded at or before `as_of`")
+    decisions: list[AuditDecision] = Field(description="the latest `limit` decisions up to `as_of`, oldest first")
+    decisions_total: int
+    progress: ProgressView | None = Field(None, description="tracker only: the last progress view published")
+    active_warning: OverloadWarning | None = Field(None, description="tracker only: the warning active then")
+    plan: PlanAsOf | None = Field(None, description="planner only: the plan then (null before the enrolment)")
+
+
 class ErrorDetail(_Message):
     code: Literal["not_found", "invalid_request"]
     message: str
@@ -121,5 +226,26 @@ QUERIES: tuple[Query, ...] = (
         HistoryPlannerReply,
         "planner",
         "The planner's part of `history`, asked by the tracker; not meant for platforms.",
+    ),
+    Query(
+        "escalations",
+        EscalationsQuery,
+        EscalationsReply,
+        "planner",
+        "The participants with an active warning, of one coach or all: most severe, then oldest, first.",
+    ),
+    Query(
+        "audit",
+        AuditQuery,
+        AuditReply,
+        "tracker",
+        "The tracker's store about a participant: its hash chain, and the participant as of a time.",
+    ),
+    Query(
+        "audit-planner",
+        AuditQuery,
+        AuditReply,
+        "planner",
+        "The planner's store about a participant: its hash chain, and the plan as of a time.",
     ),
 )

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from stepout_contract.vocabulary import ClearedBy, Outcome, Severity
+from stepout_domain.plan_events import WarningRule
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,10 +48,16 @@ class ObserveProgress:
 
 @dataclass(frozen=True, slots=True)
 class ObserveWarning:
+    """The tracker raised a warning. `rules`, `evidence` and `ruleset_version` are kept to be shown
+    (the coach's escalations); decisions recorded before they were have them empty."""
+
     warning_id: str
     severity: Severity
     raised_at: datetime
     escalate: bool
+    rules: tuple[WarningRule, ...] = ()
+    evidence: tuple[str, ...] = ()
+    ruleset_version: str | None = None
 
     @property
     def at(self) -> datetime:

@@ -116,6 +116,15 @@ class ProgressObserved:
 
 
 @dataclass(frozen=True, slots=True)
+class WarningRule:
+    """One rule of an observed warning as the tracker published it: what it saw against what threshold."""
+
+    rule: str
+    observed: int | float
+    threshold: int | float
+
+
+@dataclass(frozen=True, slots=True)
 class WarningObserved:
     """A warning seen; `level` is the plan level after it, `ease_off_until` set by a caution."""
 
@@ -126,6 +135,10 @@ class WarningObserved:
     level: int
     ease_off_until: datetime | None
     at: datetime
+    # What the warning said, to be shown; empty in decisions recorded before they were kept.
+    rules: tuple[WarningRule, ...] = ()
+    evidence: tuple[str, ...] = ()
+    ruleset_version: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,6 +67,7 @@ from stepout_domain.plan_events import (
     ProgressObserved,
     Reviewed,
     WarningObserved,
+    WarningRule,
     Withdrawn,
     assignment_id_for,
 )
@@ -93,6 +94,7 @@ __all__ = [
     "PlanState",
     "Resume",
     "Review",
+    "WarningRule",
     "Withdraw",
     "assignment_id_for",
     "awaited",
@@ -260,6 +262,9 @@ def _observe_warning(d: _Decision, command: ObserveWarning) -> None:
             level=max(MIN_LEVEL, s.level - 1) if lowers else s.level,
             ease_off_until=ease_off_until,
             at=d.now,
+            rules=command.rules,
+            evidence=command.evidence,
+            ruleset_version=command.ruleset_version,
         )
     )
     if severity is Severity.CAUTION or crisis_paused:

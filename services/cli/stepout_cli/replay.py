@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from stepout_audit.describe import decision_text, warning_text
 from stepout_audit.entries import UnreadableEvent
 from stepout_audit.replay import state_as_of
 from stepout_contract.settings import Settings
@@ -63,7 +64,7 @@ def _render(state: dict[str, Any], console: Console) -> None:
     line("progress", _progress_text(state["progress"]))
     line("plan", _plan_text(state["plan"]))
     warning = state["active_warning"]
-    line("warning", _warning_text(warning) if warning else "none")
+    line("warning", warning_text(warning) if warning else "none")
     table = Table(
         "time",
         "kind",
@@ -75,7 +76,7 @@ def _render(state: dict[str, Any], console: Console) -> None:
         pad_edge=False,
     )
     for d in state["decisions"]:
-        cells = (d["time"], d["kind"], _decision_text(d["kind"], d["data"]), d["ruleset_version"] or "-")
+        cells = (d["time"], d["kind"], decision_text(d["kind"], d["data"]), d["ruleset_version"] or "-")
         table.add_row(*(Text(cell) for cell in cells))
     console.print(table)
 
@@ -103,39 +104,5 @@ def _plan_text(plan: dict[str, Any] | None) -> str:
         parts.append(f"easing off until {plan['ease_off_until']}")
     assignment = plan["open_assignment"]
     if assignment is not None:
-        parts.append(f"open: {_decision_text('assignment', assignment)}")
+        parts.append(f"open: {decision_text('assignment', assignment)}")
     return " · ".join(parts)
-
-
-def _warning_text(warning: dict[str, Any]) -> str:
-    rules = ", ".join(r["rule"] for r in warning["rules"])
-    escalate = ", escalated" if warning.get("escalate") else ""
-    return f"{warning['severity']} ({rules}{escalate}) raised {warning['raised_at']}, id {warning['warning_id']}"
-
-
-def _decision_text(kind: str, data: dict[str, Any]) -> str:
-    if kind == "assignment":
-        return f"{data['reason']} level {data['level']}: {data['title']} (not before {data['not_before']})"
-    if kind == "pause":
-        return f"{data['reason']} {_pause_end(data)}"
-    if kind == "resume":
-        return f"resumed ({data['reason'] or 'reason not recorded'}) at {data['resumed_at']}"
-    if kind == "notice":
-        return f"{data['reason']}: {data['detail']}"
-    if kind == "warning":
-        return _warning_text(data)
-    return f"cleared {data['warning_id']} by {data['by']}"
-
-
-# What ends a pause that has no end time, by its reason.
-_OPEN_ENDED = {
-    "crisis": "until a coach's review",
-    "withdrawn": "for good",
-    "participant": "until the participant resumes",
-}
-
-
-def _pause_end(data: dict[str, Any]) -> str:
-    if data["until"]:
-        return f"until {data['until']}"
-    return _OPEN_ENDED.get(data["reason"], "with no end set")

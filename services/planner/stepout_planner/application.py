@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 # the one it follows comes back after the consumer's ack wait (30 s by default) when a connection
 # lost it, so waiting twice that long means it is gone (an OUT stream's limits dropped it).
 DEFAULT_PATIENCE = deliveries_spanning(2 * 30.0 + 1.0, 20)
+# Most severe first in the escalations.
+SEVERITY_RANK = {str(Severity.CRISIS): 3, str(Severity.HIGH): 2, str(Severity.CAUTION): 1}
 
 
 def owner_of(user_id: str) -> str:
@@ -94,6 +96,9 @@ def command_for(item: Inbound) -> Any:
             severity=Severity(data.severity),
             raised_at=data.raised_at,
             escalate=data.escalate,
+            rules=tuple(planning.WarningRule(r.rule, r.observed, r.threshold) for r in data.rules),
+            evidence=tuple(data.evidence),
+            ruleset_version=data.ruleset_version,
         )
     if isinstance(data, outputs.OverloadCleared):
         return planning.ObserveClearing(warning_id=data.warning_id, cleared_at=data.cleared_at, by=data.by)
@@ -103,9 +108,10 @@ def command_for(item: Inbound) -> Any:
 class PlannerApplication(BatchApplication):
     name = "planner"
     projection = "plans"
-    projection_views = ("plans", "plans_by_id")
+    projection_views = ("plans", "plans_by_id", "escalations")
     # 2: sealed rows, empty views at enrolment, erased views, the named level fields.
-    projection_version = 2
+    # 3: the coach, the pause reason and the active warning in the plan; the escalations rows.
+    projection_version = 3
     snapshot_types = (PlanState,)
 
     def __init__(
@@ -230,6 +236,7 @@ class PlannerApplication(BatchApplication):
         views: dict[str, dict[str, Any] | None] = dict(known)
         for s in stored:
             key = str(s.originator_id)
+            before = views.get(key)
             if isinstance(s, Plan.Erased):
                 view: dict[str, Any] | None = plan_view.erased(views.get(key), s.user_id)
                 owner = None  # nothing personal is left: sealed with the store's key
@@ -242,7 +249,32 @@ class PlannerApplication(BatchApplication):
             if view is not None:
                 rows[("plans_by_id", key)] = Row(view, owner)
                 rows[("plans", view["user_id"])] = Row(view, owner)
+                # A participant has an escalations row from their first warning on (its end included).
+                if view.get("active_warning") is not None or (before or {}).get("active_warning") is not None:
+                    rows[("escalations", view["user_id"])] = Row(plan_view.escalation(view), owner)
         return rows
+
+    def escalations(self, now: datetime, coach_id: str | None) -> list[dict[str, Any]]:
+        """The participants with an active warning (of `coach_id`'s when given), most severe and
+        oldest first; a withdrawn participant is no longer anyone's to act on."""
+        found = []
+        for _, row in self.views.all("escalations"):
+            if row["warning"] is None or row["status"] == "withdrawn":
+                continue
+            if coach_id is not None and row["coach_id"] != coach_id:
+                continue
+            until = row.get("paused_until")
+            if row["status"] == "paused" and until is not None and datetime.fromisoformat(until) <= now:
+                row = {**row, "status": "active", "paused_until": None, "pause_reason": None}
+            found.append(row)
+        found.sort(
+            key=lambda r: (
+                -SEVERITY_RANK[r["warning"]["severity"]],
+                datetime.fromisoformat(r["warning"]["raised_at"]),
+                r["user_id"],
+            )
+        )
+        return found
 
     def plan_of(self, user_id: str, now: datetime) -> dict[str, Any] | None:
         view = self.views.get("plans", user_id)
@@ -250,7 +282,7 @@ class PlannerApplication(BatchApplication):
             return None
         until = view.get("paused_until")
         if view["status"] == "paused" and until is not None and datetime.fromisoformat(until) <= now:
-            view = {**view, "status": "active", "paused_until": None}  # a pause with an end needs no timer
+            view = {**view, "status": "active", "paused_until": None, "pause_reason": None}  # no timer needed
         return view
 
     # Outbox -----------------------------------------------------------------------------------

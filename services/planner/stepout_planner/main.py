@@ -9,13 +9,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry
+from pydantic import ValidationError
 
 from stepout_contract.inputs import INPUT_TYPES
 from stepout_contract.outputs import OUTPUT_TYPES
+from stepout_contract.queries import EscalationsQuery
 from stepout_contract.settings import Settings
 from stepout_contract.subjects import Subjects, is_user_id
 from stepout_domain.catalog import load_catalog
 from stepout_domain.ruleset import load_ruleset
+from stepout_runtime.audit_query import audit_answer
 from stepout_runtime.dead_letter_index import DeadLetterIndex
 from stepout_runtime.erasure import purge_outputs, remove_dead_letters
 from stepout_runtime.history_pages import PAGE_MAX
@@ -93,6 +96,17 @@ def build(settings: Settings) -> tuple[ServiceParts, PlannerApplication]:
         entries, more = found
         return {"entries": [e.as_wire() for e in entries], "more": more}
 
+    async def query_escalations(request: dict[str, Any]) -> dict[str, Any]:
+        try:
+            query = EscalationsQuery.model_validate(request)
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            raise QueryError("invalid_request", f"{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        found = await asyncio.get_running_loop().run_in_executor(
+            reads, app.escalations, datetime.now(UTC), query.coach_id
+        )
+        return {"escalations": found[: query.limit], "total": len(found)}
+
     async def store_ready() -> None:
         await asyncio.get_running_loop().run_in_executor(reads, app.recorder.max_notification_id)
 
@@ -117,7 +131,12 @@ def build(settings: Settings) -> tuple[ServiceParts, PlannerApplication]:
         },
         relay=relay,
         # history-planner: the planner's part of `history`, asked by the tracker.
-        queries={"plan": query_plan, "history-planner": query_planner_history},
+        queries={
+            "plan": query_plan,
+            "history-planner": query_planner_history,
+            "escalations": query_escalations,
+            "audit-planner": audit_answer(app, "planner", reads),
+        },
         lookups={"plan": plan_of},
         store_ready=store_ready,
         executor=store,

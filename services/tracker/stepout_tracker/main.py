@@ -16,6 +16,7 @@ from stepout_contract.settings import Settings
 from stepout_contract.subjects import Subjects, is_user_id
 from stepout_domain.catalog import load_catalog
 from stepout_domain.ruleset import load_ruleset
+from stepout_runtime.audit_query import audit_answer
 from stepout_runtime.dead_letter_index import DeadLetterIndex
 from stepout_runtime.erasure import purge_inputs, purge_outputs, remove_dead_letters
 from stepout_runtime.history_pages import (
@@ -146,7 +147,7 @@ def build(settings: Settings) -> tuple[ServiceParts, TrackerApplication]:
         registry=registry,
         ingest={durable: (INPUT_TYPES, app.handle_batch) for durable in tracker_durables(settings.tracker_partitions)},
         relay=relay,
-        queries={"progress": query_progress, "history": query_history},
+        queries={"progress": query_progress, "history": query_history, "audit": audit_answer(app, "tracker", reads)},
         lookups={"progress": lambda user_id: in_reads(app.progress_of, user_id, datetime.now(UTC))},
         store_ready=store_ready,
         executor=store,
