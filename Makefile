@@ -9,7 +9,7 @@ LOCK_BUILD   := requirements/build.txt
 LOCK_RUNTIME := requirements/runtime.txt
 LOCK_DEV     := requirements/dev.txt
 
-.PHONY: install lock run simulate test test-unit lint format bench asyncapi rules-doc clean ops-tools check-deploy
+.PHONY: install lock run simulate test test-unit lint format bench asyncapi rules-doc clean ops-tools browser check-deploy
 
 ## Only locked packages, each file checked against its hash: the build tools first, then the dev lock
 ## (a package without a wheel, like nkeys, is built by the locked setuptools, not by one fetched for the build),
@@ -113,6 +113,10 @@ format: install
 ## prometheus, promtool and docker-compose from Debian's packages, when missing (needs root).
 ops-tools:
 	bash deploy/scripts/install-ops-tools.sh
+
+## chromium and chromium-driver from Debian's packages, when missing (needs root), for the console's browser tests.
+browser:
+	bash deploy/scripts/install-browser.sh
 
 ## The deployment files without a container engine: compose, Prometheus config, alerts and their tests, dashboards.
 check-deploy:
