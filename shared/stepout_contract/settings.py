@@ -49,6 +49,16 @@ class Settings(BaseSettings):
     planner_port: int = Field(8081, ge=0, le=65535)
     tracker_port: int = Field(8082, ge=0, le=65535)
     http_host: str = "127.0.0.1"
+    # The console for coaches and auditors (additive). Accounts: `NAME:ROLE:COACH_ID:HASH` entries, comma-
+    # or newline-separated, in the setting or in a file (`stepout console hash-password` makes HASH);
+    # unset in development: two accounts made on first start under the data directory.
+    console_port: int = Field(8083, ge=0, le=65535)
+    console_users: str | None = None
+    console_users_file: Path | None = None
+    # Signs the console's session cookies; unset: a secret made on first start under the data directory.
+    console_secret: str | None = Field(None, min_length=32)
+    # Sessions only over HTTPS (set it behind a TLS-terminating proxy).
+    console_secure_cookies: bool = False
     ruleset: Path | None = None
     catalog: Path | None = None
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -108,7 +118,9 @@ class Settings(BaseSettings):
             raise ValueError("must decode to 16, 24 or 32 bytes")
         return value
 
-    @field_validator("nats_creds", "nats_tls_ca", "nats_tls_cert", "nats_tls_key", "ruleset", "catalog")
+    @field_validator(
+        "nats_creds", "nats_tls_ca", "nats_tls_cert", "nats_tls_key", "ruleset", "catalog", "console_users_file"
+    )
     @classmethod
     def _readable_file(cls, value: Path | None) -> Path | None:
         if value is not None and str(value) != "" and not value.is_file():
@@ -123,6 +135,8 @@ class Settings(BaseSettings):
                 raise SettingsError("STEPOUT_CIPHER_KEY: required when STEPOUT_ENVIRONMENT=production")
             if self.api_tokens is None:
                 raise SettingsError("STEPOUT_API_TOKENS: required when STEPOUT_ENVIRONMENT=production")
+        if self.console_users and self.console_users_file:
+            raise SettingsError("STEPOUT_CONSOLE_USERS and STEPOUT_CONSOLE_USERS_FILE: set one of them, not both")
 
 
 def load_settings() -> Settings:

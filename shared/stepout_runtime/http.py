@@ -90,7 +90,8 @@ async def _send_raw(
     await send({"type": "http.response.body", "body": body})
 
 
-def make_server(app: HttpApp, host: str, port: int) -> uvicorn.Server:
+def make_server(app: Any, host: str, port: int) -> uvicorn.Server:
+    """A uvicorn server for the ASGI `app` that leaves the signals to the process."""
     config = uvicorn.Config(
         app, host=host, port=port, log_config=None, access_log=False, lifespan="off", log_level="warning"
     )

@@ -40,11 +40,10 @@ from stepout_contract.subjects import OUTPUT_FAMILIES, Subjects
 from stepout_runtime.connection import connect_options
 from stepout_runtime.server_version import FLOOR_TEXT, is_supported, too_old_line, version_of, where_of
 
-from .personas import Script, assign_personas
+from .personas import COACH_ID, Script, assign_personas
 from .summary import refused_valid_inputs, render, summarise
 
 SOURCE = "urn:example:stepout-simulate"  # a platform's source: `urn:stepout:` is for stepout's own outputs
-COACH_ID = "sim-coach"
 CONNECT_S = 10.0
 FIRST_ANSWER_S = 15.0
 REPLY_TIMEOUT_S = 30.0

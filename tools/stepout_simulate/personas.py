@@ -41,6 +41,10 @@ STREAK_LENGTH = 5
 # is one the contract accepts, so any dead letter is stepout refusing a valid input.
 DELIBERATE_DEAD_LETTERS: frozenset[str] = frozenset()
 
+# The coach every simulated participant is enrolled with, and who reviews them (the console's
+# development account of that name sees them all).
+COACH_ID = "sim-coach"
+
 
 @dataclass(frozen=True)
 class Persona:
@@ -238,6 +242,7 @@ class Script:
             "starting_level": self.starting_level,
             "daily_limit": self.persona.daily_limit,
             "timezone": self.timezone,
+            "coach_id": COACH_ID,
         }
 
     # -- when ---------------------------------------------------------------------------------

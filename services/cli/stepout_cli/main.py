@@ -20,7 +20,12 @@ def parser() -> argparse.ArgumentParser:
     commands = top.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser("run", help="run the services")
-    run.add_argument("which", nargs="?", default="all", choices=["all", "planner", "tracker"])
+    run.add_argument("which", nargs="?", default="all", choices=["all", "planner", "tracker", "console"])
+    console = commands.add_parser("console", help="the console for coaches and auditors")
+    console_commands = console.add_subparsers(dest="action", required=True)
+    console_commands.add_parser(
+        "hash-password", help="read a password on standard input, print the HASH of a STEPOUT_CONSOLE_USERS entry"
+    )
 
     simulate = commands.add_parser("simulate", help="drive a synthetic cohort through a running system")
     simulate.add_argument("--participants", type=int, required=True)
@@ -102,6 +107,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"stepout: {exc}", file=sys.stderr)  # the cause is in the log above
                 return 1
             raise
+    if args.command == "console":
+        from .console import hash_password_command
+
+        return hash_password_command()
     if args.command == "simulate":
         try:
             from stepout_simulate import simulate

@@ -1,4 +1,5 @@
-"""`stepout run [all|planner|tracker]`: the services, as separate OS processes for `all`."""
+"""`stepout run [all|planner|tracker|console]`: the services and the console, as separate OS processes
+for `all`."""
 
 from __future__ import annotations
 
@@ -24,6 +25,8 @@ STOP_GRACE_S = 8.0
 def run_service(settings: Settings, which: str) -> int:
     if which == "tracker":
         from stepout_tracker.main import serve
+    elif which == "console":
+        from stepout_console.main import serve
     else:
         from stepout_planner.main import serve
     asyncio.run(serve(settings))
@@ -40,7 +43,8 @@ def jetstream_key(settings: Settings) -> str:
 
 
 def run_all(settings: Settings) -> int:
-    """NATS (found, or started here: see `natsd.find_or_start`), then planner and tracker; stop all on a signal."""
+    """NATS (found, or started here: see `natsd.find_or_start`), then planner, tracker and console; stop all
+    on a signal."""
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:
@@ -62,7 +66,7 @@ def run_all(settings: Settings) -> int:
         env["STEPOUT_NATS_URL"] = nats_server.url  # the server started beside an older one
     children = {
         name: subprocess.Popen([sys.executable, "-m", "stepout_cli.main", "run", name], env=env)
-        for name in (() if stopping else ("planner", "tracker"))
+        for name in (() if stopping else ("planner", "tracker", "console"))
     }
     code = 0
     while not stopping:

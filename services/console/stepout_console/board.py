@@ -1,0 +1,70 @@
+"""When the escalations change: a version the live escalations pages wait on.
+
+A warning raised or cleared on the output stream changes the planner's `escalations` answer once
+the planner has read that output too; the board asks the participant's `plan` until it shows the
+change (or a few seconds pass), then moves its version on, and every open escalations page reads
+`escalations` again. It also moves on every REFRESH_EVERY_S, which heals what a lost connection
+missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from .contract_client import ContractClient, NotFound, Unavailable
+
+log = logging.getLogger(__name__)
+
+REFRESH_EVERY_S = 30.0
+CATCH_UP_S = 5.0
+
+
+class Board:
+    def __init__(self, client: ContractClient) -> None:
+        self.client = client
+        self.version = 0
+        self._changed = asyncio.Condition()
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def moved_on(self) -> None:
+        async with self._changed:
+            self.version += 1
+            self._changed.notify_all()
+
+    async def wait_changed(self, seen: int, timeout: float) -> int:
+        """The board's version once it is past `seen`, or `seen` after `timeout` seconds."""
+        async with self._changed:
+            try:
+                await asyncio.wait_for(self._changed.wait_for(lambda: self.version > seen), timeout)
+            except TimeoutError:
+                pass
+            return self.version
+
+    async def observed(self, kind: str, data: dict[str, Any]) -> None:
+        """An output seen on the stream: move on once the planner shows it (in the background)."""
+        task = asyncio.create_task(self._after_planner(kind, data))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _after_planner(self, kind: str, data: dict[str, Any]) -> None:
+        user_id, warning_id = data.get("user_id"), data.get("warning_id")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + CATCH_UP_S
+        while loop.time() < deadline:
+            try:
+                active = (await self.client.plan(str(user_id))).get("active_warning") or {}
+            except (NotFound, Unavailable):
+                break
+            if (active.get("warning_id") == warning_id) == (kind == "warning"):
+                break
+            await asyncio.sleep(0.2)
+        await self.moved_on()
+
+    async def run(self) -> None:
+        """Listen to the warnings, and move on every REFRESH_EVERY_S."""
+        await self.client.on_warnings(self.observed)
+        while True:
+            await asyncio.sleep(REFRESH_EVERY_S)
+            await self.moved_on()
