@@ -1,5 +1,6 @@
-# One image for both services. `docker run IMAGE` runs a tracker; `docker run IMAGE run planner` a planner
-# (the same `stepout run ...` commands as in the README). Built and run by docker-compose.yml.
+# One image for the services and the console. `docker run IMAGE` runs a tracker; `docker run IMAGE run planner`
+# a planner, `docker run IMAGE run console` the console (the same `stepout run ...` commands as in the README).
+# Built and run by docker-compose.yml.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -25,7 +26,7 @@ ENV STEPOUT_HTTP_HOST=0.0.0.0 \
     STEPOUT_DATA_DIR=/var/lib/stepout
 USER stepout
 WORKDIR /var/lib/stepout
-EXPOSE 8081 8082
+EXPOSE 8081 8082 8083
 
 ENTRYPOINT ["stepout"]
 CMD ["run", "tracker"]

@@ -26,7 +26,7 @@ from support import ROOT, System, free_port, nats_server_binary
 
 DEPLOY_CONFIG = ROOT / "deploy" / "nats" / "nats-server.conf"
 PREFIX = "stepout"  # the deploy configuration is written for the default prefix
-ROLES = ("platform", "tracker", "planner", "auditor")  # each logs in with its role as the user name
+ROLES = ("platform", "tracker", "planner", "auditor", "console")  # each logs in with its role as the user name
 
 # The platform identity logs in with this password, which the server knows only as its bcrypt
 # hash (cost 10): the tests use both forms the configuration accepts, plain and hashed.

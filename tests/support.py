@@ -162,6 +162,7 @@ def service_env(nats_url: str, data_dir: Path, prefix: str, **overrides: str) ->
         STEPOUT_SUBJECT_PREFIX=prefix,
         STEPOUT_PLANNER_PORT=str(free_port()),
         STEPOUT_TRACKER_PORT=str(free_port()),
+        STEPOUT_CONSOLE_PORT=str(free_port()),
         STEPOUT_LOG_FORMAT="json",
         STEPOUT_LOG_LEVEL="INFO",
         # nats-server reserves each stream's whole byte limit from its JetStream storage up front, and

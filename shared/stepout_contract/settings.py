@@ -130,6 +130,10 @@ class Settings(BaseSettings):
     def check_store(self) -> None:
         if self.store == "postgres" and not self.postgres_dsn:
             raise SettingsError("STEPOUT_POSTGRES_DSN: required when STEPOUT_STORE=postgres")
+
+    def check_service(self) -> None:
+        """What a planner or tracker needs in production (the console needs neither: it holds no key
+        and serves no `/v1/` route; it checks its own settings)."""
         if self.environment == "production":
             if self.cipher_key is None:
                 raise SettingsError("STEPOUT_CIPHER_KEY: required when STEPOUT_ENVIRONMENT=production")

@@ -23,6 +23,8 @@ ErrorCallback = Callable[[Exception], Awaitable[None]]
 # The services take their replies under an inbox prefix of their own, so that an identity that may
 # read the default `_INBOX.>` (a platform, deploy/nats/nats-server.conf) never sees their traffic.
 SERVICE_INBOX_PREFIX = "_INBOX_stepout"
+# The console's own: it may read its replies and nothing of the services' traffic, which carries inputs.
+CONSOLE_INBOX_PREFIX = "_INBOX_stepout_console"
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:
@@ -143,11 +145,11 @@ def _refused_setting(settings: Settings, error: Exception) -> str:
     return "STEPOUT_NATS_USER"  # the server wants credentials and none are set
 
 
-async def connect(settings: Settings, name: str) -> Client:
-    """A plain nats-py connection with `connect_options` and `SERVICE_INBOX_PREFIX` (the command
-    line's, and the tests'); waits and refuses as `connect_broker` does."""
+async def connect(settings: Settings, name: str, inbox_prefix: str = SERVICE_INBOX_PREFIX) -> Client:
+    """A plain nats-py connection with `connect_options` and `inbox_prefix` (the command line's, the
+    console's and the tests'); waits and refuses as `connect_broker` does."""
     options = connect_options(settings, name)
-    options["inbox_prefix"] = SERVICE_INBOX_PREFIX
+    options["inbox_prefix"] = inbox_prefix
     client = Client()
 
     async def start(error_cb: ErrorCallback) -> Client:

@@ -29,7 +29,13 @@ from nats.aio.client import Client
 from project_nats import PLATFORM_PASSWORD, PREFIX, conf_string
 from stepout_contract.settings import Settings
 from stepout_contract.subjects import OUTPUT_FAMILIES
-from stepout_runtime.connection import SERVICE_INBOX_PREFIX, broker_options, connect, connect_options
+from stepout_runtime.connection import (
+    CONSOLE_INBOX_PREFIX,
+    SERVICE_INBOX_PREFIX,
+    broker_options,
+    connect,
+    connect_options,
+)
 from support import Platform
 
 NATS_CREDENTIAL_FIELDS = (
@@ -100,6 +106,20 @@ async def client_identity(url: str, role: str, password: str) -> Identity:
     errors: list[str] = []
     nc = await nats.connect(url, user=role, password=password, error_cb=_collecting(errors), allow_reconnect=False)
     return Identity(nc, errors)
+
+
+# The console logs in as `console` and takes its replies under an inbox prefix of its own, the only one
+# deploy/nats/nats-server.conf lets it read: not `_INBOX_stepout` (what the services pull arrives there),
+# nor `_INBOX` (the platform's replies).
+CONSOLE = "console"
+
+
+async def console_identity(url: str, password: str) -> Identity:
+    """A connection like the console's (a service's settings, the console's inbox prefix), as `console`."""
+    errors: list[str] = []
+    options = connect_options(settings_for(url, nats_user=CONSOLE, nats_password=password), "test-console")
+    options.update(inbox_prefix=CONSOLE_INBOX_PREFIX, error_cb=_collecting(errors), allow_reconnect=False)
+    return Identity(await nats.connect(**options), errors)
 
 
 class PlatformIdentity(Platform):

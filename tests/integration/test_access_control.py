@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import secrets
+import uuid
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import nats
 import pytest
 from nats.aio.msg import Msg
@@ -18,9 +22,12 @@ from nats.js.api import ConsumerConfig
 from nats.js.errors import APIError, NotFoundError
 
 from integration.nats_auth import (
+    CONSOLE,
+    CONSOLE_INBOX_PREFIX,
     Identity,
     PlatformIdentity,
     client_identity,
+    console_identity,
     creds_file,
     log_marks,
     logged_since,
@@ -32,16 +39,18 @@ from integration.nats_auth import (
     service_identity,
     settings_for,
 )
-from project_nats import PREFIX, ROLES, ConfiguredNatsServer, ProjectNats, files_containing, project_nats
+from project_nats import PREFIX, ROLES, ConfiguredNatsServer, ProjectNats, files_containing
+from stepout_contract.queries import QUERIES
 from stepout_contract.subjects import Subjects
 from stepout_runtime.connection import NatsRefusedError, connect
 from stepout_runtime.topology import consumers, ensure_topology
-from support import NatsServer, ServiceProcess, System, cloud_event, new_prefix, service_env
+from support import NatsServer, ServiceProcess, System, cloud_event, free_port, new_prefix, service_env
 
 SUBJECTS = Subjects(PREFIX)
 IN, OUT, DLQ = SUBJECTS.in_stream, SUBJECTS.out_stream, SUBJECTS.dlq_stream
 DENIED_S = 0.5  # how long a refused request is waited for: the server never answers it
 SERVICES = ("tracker", "planner")
+IDENTITIES = tuple(dict.fromkeys((*ROLES, CONSOLE)))  # every identity of the configuration
 
 
 # --- the role identities, against planner and tracker ---------------------------------------------
@@ -49,8 +58,12 @@ SERVICES = ("tracker", "planner")
 
 @pytest.fixture(scope="module")
 def secured_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProjectNats]:
-    with project_nats(tmp_path_factory.mktemp("secured-nats")) as server:
+    server = ProjectNats(tmp_path_factory.mktemp("secured-nats"))
+    server.start()
+    try:
         yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +78,10 @@ def secured_system(secured_nats: ProjectNats, tmp_path_factory: pytest.TempPathF
 
 
 async def login(server: ProjectNats, role: str) -> Identity:
-    """`role` connected as it would be: the services with their own inbox prefix, the others with the default."""
+    """`role` connected as it would be: the services with their own inbox prefix, the console with its
+    own, the others with the default."""
+    if role == CONSOLE:
+        return await console_identity(server.url, server.passwords[role])
     connecting = service_identity if role in SERVICES else client_identity
     return await connecting(server.url, role, server.passwords[role])
 
@@ -94,6 +110,13 @@ async def planner_identity(secured_nats: ProjectNats) -> AsyncIterator[Identity]
 @pytest.fixture
 async def auditor(secured_system: System, secured_nats: ProjectNats) -> AsyncIterator[Identity]:
     identity = await login(secured_nats, "auditor")
+    yield identity
+    await identity.nc.close()
+
+
+@pytest.fixture
+async def console(secured_system: System, secured_nats: ProjectNats) -> AsyncIterator[Identity]:
+    identity = await login(secured_nats, CONSOLE)
     yield identity
     await identity.nc.close()
 
@@ -264,15 +287,21 @@ async def test_each_service_may_publish_only_its_own_outputs(
 # no stream reaches. Allowed, the server (or a service) answers; refused, nothing answers and the
 # server reports a permission violation. Deleting a stream or a consumer is allowed to nobody.
 FAR = 2**62
-ASKED_BY_CLIENTS = ("platform", "auditor")
 ERASERS = ("tracker", "planner")
 NOBODY: tuple[str, ...] = ()
+# Who may ask each query of the contract, and a request that changes nothing. The planner's part of a
+# history is the tracker's to ask; the audits are the auditor's and the console's, not a platform's.
+ASKERS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
+    "progress": (("platform", "auditor", CONSOLE), {"user_id": "u-nobody"}),
+    "plan": (("platform", "auditor", CONSOLE), {"user_id": "u-nobody"}),
+    "history": (("platform", "auditor", CONSOLE), {"user_id": "u-nobody", "limit": 1}),
+    "escalations": (("platform", "auditor", CONSOLE), {"limit": 1}),
+    "audit": (("auditor", CONSOLE), {"user_id": "u-nobody"}),
+    "audit-planner": (("auditor", CONSOLE), {"user_id": "u-nobody"}),
+    "history-planner": (("tracker",), {"user_id": "u-nobody", "limit": 1}),
+}
 PROBES: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
-    (SUBJECTS.query("progress"), {"user_id": "u-nobody"}, ASKED_BY_CLIENTS),
-    (SUBJECTS.query("plan"), {"user_id": "u-nobody"}, ASKED_BY_CLIENTS),
-    (SUBJECTS.query("history"), {"user_id": "u-nobody", "limit": 1}, ASKED_BY_CLIENTS),
-    # The planner's part of a history is the tracker's to ask, not a platform's nor an auditor's.
-    (SUBJECTS.query("history-planner"), {"user_id": "u-nobody", "limit": 1}, ("tracker",)),
+    *[(SUBJECTS.query(name), request, askers) for name, (askers, request) in ASKERS.items()],
     # Erasure: purging an erased participant's inputs and outputs, deleting single dead letters.
     (f"$JS.API.STREAM.PURGE.{IN}", {"filter": f"{PREFIX}.attempt.logged.u-nobody"}, ERASERS),
     (f"$JS.API.STREAM.PURGE.{OUT}", {"filter": f"{PREFIX}.plan.paused.u-nobody"}, ERASERS),
@@ -290,7 +319,11 @@ PROBES: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
 ]
 
 
-@pytest.mark.parametrize("role", ROLES)
+def test_every_query_of_the_contract_is_probed() -> None:
+    assert sorted(ASKERS) == sorted(query.name for query in QUERIES)
+
+
+@pytest.mark.parametrize("role", IDENTITIES)
 async def test_each_role_may_ask_only_its_own_queries_and_stream_operations(
     role: str, secured_system: System, secured_nats: ProjectNats, tracker_identity: Identity, planner_identity: Identity
 ) -> None:
@@ -432,7 +465,13 @@ async def test_the_auditor_can_neither_create_a_consumer_nor_ack_for_one(
             await platform.js.consumer_info(OUT, name)
     kept = await planner_identity.nc.jetstream().consumer_info(OUT, "planner-outcomes")
     assert tuple(kept.config.filter_subjects or ()) == consumers(SUBJECTS)["planner-outcomes"].filter_subjects
-    for subscription in ("stepout.attempt.>", "stepout.deadletter.>", "stepout.query.progress", "_INBOX_stepout.>"):
+    for subscription in (
+        "stepout.attempt.>",
+        "stepout.deadletter.>",
+        "stepout.query.progress",
+        "_INBOX_stepout.>",
+        f"{CONSOLE_INBOX_PREFIX}.>",
+    ):
         await auditor.nc.subscribe(subscription)
         await auditor.violation(subscription)
 
@@ -466,6 +505,213 @@ async def test_only_the_services_may_erase_an_output_and_a_dead_letter(
         assert service.errors == []
     finally:
         await service.nc.close()
+
+
+# --- the console's identity ------------------------------------------------------------------------------
+
+COACH = "c-console"
+
+
+async def settled(platform: PlatformIdentity, user_id: str) -> None:
+    """`user_id` enrolled with COACH, one attempt logged, and every decision about it published."""
+    await platform.enrol(user_id, coach_id=COACH)
+    [challenge] = await platform.wait_for("challenge.assigned", user_id)
+    await platform.attempt(
+        user_id,
+        assignment_id=challenge["data"]["assignment_id"],
+        challenge_id=challenge["data"]["challenge_id"],
+        level=None,
+    )
+    await platform.wait_for("progress.updated", user_id)
+    await platform.wait_for("challenge.assigned", user_id, count=2)
+
+
+async def test_the_console_gets_the_auditors_answer_to_each_of_its_queries(
+    platform: PlatformIdentity, console: Identity, auditor: Identity
+) -> None:
+    await settled(platform, "u-console")
+    as_of = datetime.now(UTC).isoformat()  # the audits answer "now" otherwise: two asks, two answers
+    requests: dict[str, dict[str, Any]] = {
+        "progress": {"user_id": "u-console"},
+        "plan": {"user_id": "u-console"},
+        "history": {"user_id": "u-console", "limit": 10},
+        "escalations": {"coach_id": COACH, "limit": 10},
+        "audit": {"user_id": "u-console", "as_of": as_of},
+        "audit-planner": {"user_id": "u-console", "as_of": as_of},
+    }
+    assert sorted(requests) == sorted(name for name, (askers, _) in ASKERS.items() if CONSOLE in askers)
+    for name, request in requests.items():
+        body = json.dumps(request).encode()
+        answer = await answered(console, SUBJECTS.query(name), body, timeout=5.0)
+        assert answer is not None and "error" not in answer, (name, answer)
+        assert answer == await answered(auditor, SUBJECTS.query(name), body, timeout=5.0), name
+    history = await answered(console, SUBJECTS.query("history"), json.dumps(requests["history"]).encode(), 5.0)
+    assert history is not None and "partial" not in history  # the tracker asked the planner for its part
+    assert console.errors == []
+
+
+async def test_the_console_hears_a_warning_sees_the_escalation_and_clears_it_with_a_review(
+    platform: PlatformIdentity, console: Identity
+) -> None:
+    user = "u-console-review"
+    heard: list[str] = []
+
+    async def hears(kind: str) -> None:
+        for _ in range(100):
+            if SUBJECTS.event("overload", kind, user) in heard:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"the console did not hear overload.{kind} for {user}: {heard}")
+
+    async def on_warning(msg: Msg) -> None:
+        heard.append(msg.subject)
+
+    for kind in ("warning", "cleared"):
+        await console.nc.subscribe(SUBJECTS.all_of("overload", kind), cb=on_warning)
+    await console.nc.flush()
+    await platform.enrol(user, coach_id=COACH)
+    await platform.wait_for("challenge.assigned", user)
+    await platform.attempt(user, outcome="rejected", suds_peak=90, suds_after=60, crisis_reported=True)
+    await platform.wait_for("overload.warning", user)
+    await hears("warning")
+    listed: list[str] = []
+    for _ in range(100):
+        escalations = await answered(
+            console, SUBJECTS.query("escalations"), json.dumps({"coach_id": COACH}).encode(), 5.0
+        )
+        assert escalations is not None
+        listed = [row["user_id"] for row in escalations["escalations"]]
+        if user in listed:
+            break
+        await asyncio.sleep(0.1)
+    assert user in listed
+
+    # The review is a JetStream publish: the server's ack comes back to the console's own inbox.
+    review = cloud_event("stepout.participant.reviewed.v1", user, {"user_id": user, "coach_id": COACH})
+    js = console.nc.jetstream()
+    subject, body = SUBJECTS.event("participant", "reviewed", user), json.dumps(review).encode()
+    ack = await js.publish(subject, body, headers={"Nats-Msg-Id": review["id"]}, timeout=5.0)
+    assert ack.stream == IN and not ack.duplicate
+    again = await js.publish(subject, body, headers={"Nats-Msg-Id": review["id"]}, timeout=5.0)
+    assert again.duplicate and again.seq == ack.seq  # the same form sent twice is one review
+    [cleared] = await platform.wait_for("overload.cleared", user)
+    assert cleared["data"]["by"] == "review"
+    await hears("cleared")
+    history = await platform.history(user)
+    assert [e["id"] for e in history["events"] if e["type"] == "stepout.participant.reviewed.v1"] == [review["id"]]
+    assert console.errors == []
+
+
+@pytest.mark.parametrize(
+    ("subject", "stream"),
+    [
+        (f"{PREFIX}.attempt.logged.u-forged", IN),
+        (f"{PREFIX}.participant.enrolled.u-forged", IN),
+        (f"{PREFIX}.participant.withdrawn.u-forged", IN),
+        (f"{PREFIX}.participant.reviewed.u-forged.0", IN),  # no partition token of its own choosing
+        (f"{PREFIX}.challenge.assigned.x", OUT),
+        (f"{PREFIX}.overload.cleared.u-forged", OUT),
+        (f"{PREFIX}.deadletter.tracker", DLQ),
+    ],
+)
+async def test_the_console_cannot_publish_anything_but_a_review(
+    subject: str, stream: str, console: Identity, tracker_identity: Identity
+) -> None:
+    before = await last_seq(tracker_identity, stream)
+    forged = cloud_event("stepout.participant.enrolled.v1", "u-forged", {"user_id": "u-forged"})
+    with pytest.raises(nats.errors.TimeoutError):
+        await console.nc.jetstream().publish(
+            subject, json.dumps(forged).encode(), headers={"Nats-Msg-Id": forged["id"]}, timeout=DENIED_S
+        )
+    await console.violation(subject)
+    assert await last_seq(tracker_identity, stream) == before
+
+
+async def test_the_console_can_neither_create_a_consumer_nor_read_more_than_its_replies_and_the_warnings(
+    console: Identity, platform: PlatformIdentity
+) -> None:
+    js = console.nc.jetstream(timeout=DENIED_S)
+    for stream in (IN, OUT, DLQ):
+        with pytest.raises(nats.errors.TimeoutError):
+            await js.add_consumer(stream, ConsumerConfig(durable_name="console-spy"))
+        await console.violation(f"$JS.API.CONSUMER.DURABLE.CREATE.{stream}.console-spy")
+    with pytest.raises(nats.errors.TimeoutError):
+        await js.subscribe(f"{PREFIX}.>", stream=OUT, ordered_consumer=True)
+    await console.violation(f"$JS.API.CONSUMER.CREATE.{OUT}")
+    with pytest.raises(NotFoundError):
+        await platform.js.consumer_info(OUT, "console-spy")
+    for subscription in (
+        f"{PREFIX}.progress.>",
+        f"{PREFIX}.overload.>",
+        f"{PREFIX}.attempt.>",
+        f"{PREFIX}.>",
+        SUBJECTS.query("progress"),  # answering a query in a service's place
+        "_INBOX.>",  # the platform's and the auditor's replies
+        "_INBOX_stepout.>",  # the services' replies: what they pull, notes included
+    ):
+        await console.nc.subscribe(subscription)
+        await console.violation(subscription)
+    # What it reads: the warnings raised and cleared (and its own replies, as every test here shows).
+    allowed = (SUBJECTS.all_of("overload", "warning"), SUBJECTS.all_of("overload", "cleared"))
+    for subscription in allowed:
+        await console.nc.subscribe(subscription)
+    await console.nc.flush()
+    await asyncio.sleep(DENIED_S)
+    assert [error for error in console.errors if any(f'"{s}"' in error.lower() for s in allowed)] == []
+
+
+async def test_the_platform_cannot_read_the_consoles_replies(platform: PlatformIdentity) -> None:
+    subscription = f"{CONSOLE_INBOX_PREFIX}.>"
+    await platform.nc.subscribe(subscription)
+    await platform.identity.violation(subscription)
+
+
+def console_env(server: ProjectNats, data_dir: Path, users: str) -> dict[str, str]:
+    """`stepout run console` on `server` under the console's identity, with these accounts."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    settings = {**server.service_settings(CONSOLE), "STEPOUT_CONSOLE_PORT": str(free_port())}
+    return service_env(
+        server.url, data_dir, PREFIX, **settings, STEPOUT_CONSOLE_USERS=users, STEPOUT_CONSOLE_SECRET="s" * 48
+    )
+
+
+async def test_the_console_itself_runs_under_its_identity(
+    platform: PlatformIdentity, secured_nats: ProjectNats, tmp_path: Path
+) -> None:
+    from stepout_console.accounts import hash_password
+
+    user, password = "u-console-pages", "console-coach-test-password"
+    await settled(platform, user)
+    marks = log_marks(secured_nats.log_path)
+    env = console_env(secured_nats, tmp_path / "console", f"coach:coach:{COACH}:{hash_password(password)}")
+    process = ServiceProcess(CONSOLE, env, tmp_path / "console.log")
+    process.start(wait=False)
+    try:
+        async with httpx.AsyncClient(base_url=process.base_url, timeout=10.0) as http:
+            for _ in range(300):
+                assert process.process is not None and process.process.poll() is None, process.log_path.read_text()
+                try:
+                    if (await http.get("/healthz")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(0.1)
+            signed = await http.post("/signin", data={"name": "coach", "password": password})
+            assert signed.status_code == 303
+            # The escalations board, and a participant page: plan, progress, history and both audits.
+            assert (await http.get("/")).status_code == 200
+            page = await http.get(f"/participants/{user}")
+            assert page.status_code == 200, f"{page.status_code}: {page.text[-1500:]}"
+            csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+            assert csrf is not None
+            # A review: a JetStream publish, acknowledged to the console's inbox.
+            reviewed = await http.post(
+                f"/participants/{user}/review", data={"csrf": csrf.group(1), "review_id": str(uuid.uuid4())}
+            )
+            assert reviewed.status_code == 303 and reviewed.headers["location"].endswith("?reviewed=1")
+    finally:
+        process.stop()
+    assert "violation" not in logged_since(marks).lower()
 
 
 async def test_a_wrong_password_is_refused_at_once(secured_nats: ProjectNats, tmp_path: Path) -> None:

@@ -236,13 +236,21 @@ def test_the_image_runs_the_stepout_command_with_a_valid_default_subcommand() ->
     assert (args.command, args.which) == ("run", "tracker")
 
 
-def test_compose_runs_one_planner_and_two_trackers_with_valid_stepout_commands() -> None:
-    roles = []
-    for name, service in stepout_services():
-        args = stepout_parser().parse_args(service.get("command") or dockerfile_instruction("CMD"))
-        assert args.command == "run" and args.which in {"planner", "tracker"}, name
-        roles.append(args.which)
-    assert sorted(roles) == ["planner", "tracker", "tracker"]
+def role_of(service: dict[str, Any]) -> str:
+    """What a compose service of our image runs: planner, tracker or console."""
+    args = stepout_parser().parse_args(service.get("command") or dockerfile_instruction("CMD"))
+    assert args.command == "run"
+    return str(args.which)
+
+
+# The processes that serve /metrics (and /readyz); the console serves pages and /healthz only.
+SERVICES = {"planner", "tracker"}
+HEALTH_PATHS = {"planner": "/readyz", "tracker": "/readyz", "console": "/healthz"}
+
+
+def test_compose_runs_one_planner_two_trackers_and_a_console_with_valid_stepout_commands() -> None:
+    roles = sorted(role_of(service) for _, service in stepout_services())
+    assert roles == ["console", "planner", "tracker", "tracker"]
 
 
 def test_compose_sets_only_known_settings_and_the_postgres_store() -> None:
@@ -254,16 +262,35 @@ def test_compose_sets_only_known_settings_and_the_postgres_store() -> None:
             if key.startswith("STEPOUT_") and key.removeprefix("STEPOUT_").lower() not in Settings.model_fields
         ]
         assert unknown == [], name
-        assert env["STEPOUT_STORE"] == "postgres" and env["STEPOUT_POSTGRES_DSN"].startswith("postgresql://")
         assert env["STEPOUT_HTTP_HOST"] == "0.0.0.0" and env["STEPOUT_NATS_URL"] == "nats://nats:4222"
-        assert env["STEPOUT_NATS_USER"] in {"planner", "tracker"} and env["STEPOUT_NATS_PASSWORD"].startswith("${")
+        # Each logs in as itself, with the password the nats service gives that identity.
+        role = role_of(service)
+        assert env["STEPOUT_NATS_USER"] == role, name
+        password = f"STEPOUT_NATSD_{role.upper()}_PASSWORD"
+        assert env["STEPOUT_NATS_PASSWORD"] == compose()["services"]["nats"]["environment"][password], name
+        if role in SERVICES:
+            assert env["STEPOUT_ENVIRONMENT"] == "production", name
+            assert env["STEPOUT_STORE"] == "postgres" and env["STEPOUT_POSTGRES_DSN"].startswith("postgresql://")
+
+
+def test_compose_gives_the_console_its_accounts_and_secret_and_no_key() -> None:
+    [console] = [service for _, service in stepout_services() if role_of(service) == "console"]
+    env = console["environment"]
+    # Required at `up`, and by the console itself in production.
+    assert env["STEPOUT_ENVIRONMENT"] == "production"
+    assert env["STEPOUT_CONSOLE_SECRET"].startswith("${STEPOUT_CONSOLE_SECRET:?")
+    assert "STEPOUT_CONSOLE_USERS" not in env  # a HASH holds `$`, which compose and .env files would interpolate
+    users = env["STEPOUT_CONSOLE_USERS_FILE"]
+    assert "${STEPOUT_CONSOLE_USERS_FILE:?" in "".join(v for v in console["volumes"] if v.endswith(f":{users}:ro"))
+    # Neither the master key nor the stores: the console reads the services through their queries only.
+    assert {"STEPOUT_CIPHER_KEY", "STEPOUT_POSTGRES_DSN", "STEPOUT_KEYSTORE_DSN", "STEPOUT_API_TOKENS"}.isdisjoint(env)
+    assert set(console["depends_on"]) == {"nats", "planner", "tracker-1", "tracker-2"}
 
 
 def service_port(service: dict[str, Any]) -> int:
-    args = stepout_parser().parse_args(service.get("command") or dockerfile_instruction("CMD"))
+    which = role_of(service)
     return int(
-        service["environment"].get(f"STEPOUT_{args.which.upper()}_PORT")
-        or Settings.model_fields[f"{args.which}_port"].default
+        service["environment"].get(f"STEPOUT_{which.upper()}_PORT") or Settings.model_fields[f"{which}_port"].default
     )
 
 
@@ -273,10 +300,20 @@ def test_compose_health_checks_and_published_ports_use_each_service_port() -> No
         test = service["healthcheck"]["test"]
         assert test[:3] == ["CMD", "python", "-c"], name
         compile(test[3], f"{name} healthcheck", "exec")
-        assert f"http://127.0.0.1:{port}/readyz" in test[3], name
+        assert f"http://127.0.0.1:{port}{HEALTH_PATHS[role_of(service)]}" in test[3], name
         assert all(mapping.rsplit(":", 1)[-1] == str(port) for mapping in service.get("ports", [])), name
     host_ports = [p.rsplit(":", 1)[0] for _, s in compose()["services"].items() for p in s.get("ports", [])]
     assert len(host_ports) == len(set(host_ports)), "two services publish the same host port"
+
+
+def test_the_image_exposes_each_port_compose_runs_it_on() -> None:
+    exposed = {
+        int(port)
+        for line in (ROOT / "Dockerfile").read_text().splitlines()
+        if line.startswith("EXPOSE ")
+        for port in line.split()[1:]
+    }
+    assert {service_port(service) for _, service in stepout_services()} <= exposed
 
 
 def test_prometheus_in_compose_scrapes_every_service_on_its_port() -> None:
@@ -284,7 +321,9 @@ def test_prometheus_in_compose_scrapes_every_service_on_its_port() -> None:
     targets = {
         target for job in config["scrape_configs"] for static in job["static_configs"] for target in static["targets"]
     }
-    expected = {f"{name}:{service_port(service)}" for name, service in stepout_services()}
+    expected = {
+        f"{name}:{service_port(service)}" for name, service in stepout_services() if role_of(service) in SERVICES
+    }
     assert targets == expected
 
 

@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         from .run import run_all, run_service
 
         try:
+            if args.which != "console":
+                settings.check_service()
             return run_all(settings) if args.which == "all" else run_service(settings, args.which)
         except Exception as exc:
             from stepout_domain.catalog import CatalogError

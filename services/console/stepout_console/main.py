@@ -9,7 +9,7 @@ import signal
 
 from stepout_contract.settings import Settings
 from stepout_contract.subjects import Subjects
-from stepout_runtime.connection import closing, connect
+from stepout_runtime.connection import CONSOLE_INBOX_PREFIX, closing, connect
 from stepout_runtime.http import bound_port, make_server
 
 from .accounts import accounts_of, session_secret
@@ -27,7 +27,7 @@ async def serve(settings: Settings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    connecting = asyncio.ensure_future(connect(settings, "stepout-console"))
+    connecting = asyncio.ensure_future(connect(settings, "stepout-console", CONSOLE_INBOX_PREFIX))
     stopping = asyncio.ensure_future(stop.wait())
     await asyncio.wait([connecting, stopping], return_when=asyncio.FIRST_COMPLETED)
     if not connecting.done():
