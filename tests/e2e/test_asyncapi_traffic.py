@@ -216,6 +216,10 @@ async def drive(session: Session, user: str) -> None:
     first = await session.ask("history-planner", {"user_id": user, "after": [0, -1], "limit": 3})
     assert first["more"] is True
     await session.ask("history-planner", {"user_id": user, "after": first["entries"][-1]["key"], "limit": 500})
+    await session.ask("escalations", {})
+    await session.ask("escalations", {"coach_id": "coach-7", "limit": 10})
+    await session.ask("audit", {"user_id": user})
+    await session.ask("audit-planner", {"user_id": user, "as_of": ago(hours=1), "limit": 5})
 
     await session.send("participant.withdrawn", user, {"user_id": user})
     await platform.wait_for("plan.paused", user, count=3)
@@ -247,6 +251,10 @@ async def refuse(session: Session, user: str) -> None:
     await session.ask("history", {"user_id": user, "cursor": "not-a-cursor"})
     await session.ask("history-planner", {"user_id": "u-never"})
     await session.ask("history-planner", {"user_id": user, "after": "x"})
+    await session.ask("escalations", {"limit": 0})
+    await session.ask("audit", {"user_id": "u-never"})
+    await session.ask("audit", {"user_id": user, "as_of": "yesterday"})
+    await session.ask("audit-planner", {"user_id": "u-never"})
 
 
 async def dead_letters(platform: Platform, expected: set[tuple[str, str]], timeout: float = 30.0) -> list[Any]:
