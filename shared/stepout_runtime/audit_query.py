@@ -26,7 +26,10 @@ def audit_answer(app: Any, service: str, reads: Executor) -> QueryAnswer:
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first["loc"]) or "request"
             raise QueryError("invalid_request", f"{where}: {first['msg']}") from None
-        at = query.as_of or datetime.now(UTC)
+        try:
+            at = (query.as_of or datetime.now(UTC)).astimezone(UTC)
+        except OverflowError:
+            raise QueryError("invalid_request", "as_of: out of range in UTC") from None
         found = await asyncio.get_running_loop().run_in_executor(
             reads, service_audit, app, service, query.user_id, at, query.limit
         )

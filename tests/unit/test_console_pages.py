@@ -4,7 +4,7 @@ newest first with their rule sets and evidence, the charts' points; and the time
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -334,7 +334,7 @@ def test_an_empty_as_of_is_none(text: str | None) -> None:
         (" 2026-05-04T10:15:30 ", datetime(2026, 5, 4, 10, 15, 30, tzinfo=UTC)),
         ("2026-05-04T10:15:30Z", datetime(2026, 5, 4, 10, 15, 30, tzinfo=UTC)),
         ("2026-05-04T10:15:30.250000Z", datetime(2026, 5, 4, 10, 15, 30, 250000, tzinfo=UTC)),
-        ("2026-05-04T12:15:30+02:00", datetime(2026, 5, 4, 12, 15, 30, tzinfo=timezone(timedelta(hours=2)))),
+        ("2026-05-04T12:15:30+02:00", datetime(2026, 5, 4, 10, 15, 30, tzinfo=UTC)),  # shown in UTC
     ],
 )
 def test_as_of_is_a_form_value_in_utc_or_rfc_3339_with_its_offset(text: str, expected: datetime) -> None:

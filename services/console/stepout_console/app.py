@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import re
 import secrets
 import time
 import uuid
@@ -43,6 +44,7 @@ log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "stepout_console"
 SESSION_MAX_AGE_S = 8 * 3600
+ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")  # as accounts.py has them
 SSE_HEARTBEAT_S = 15.0
 SSE_CLIENTS_MAX = 200
 # Scripts, styles and data only from the console itself: nothing inline, nothing from elsewhere.
@@ -102,6 +104,9 @@ class Console:
         account = self.accounts.get(name) if isinstance(name, str) else None
         if account is None or request.session.get("role") != account.role:
             return None  # signed out, or the account changed since
+        since = request.session.get("since")
+        if not isinstance(since, int) or time.time() - since > SESSION_MAX_AGE_S:
+            return None  # 8 hours after signing in, however busy the session was
         return account
 
     def page(
@@ -132,6 +137,11 @@ class Console:
         given = form.get("csrf")
         if not isinstance(token, str) or not isinstance(given, str) or not hmac.compare_digest(token, given):
             return False
+        return self.same_origin(request)
+
+    @staticmethod
+    def same_origin(request: Request) -> bool:
+        """Whether the browser says the request came from this console (or says nothing)."""
         origin = request.headers.get("origin")
         return origin is None or origin == f"{request.url.scheme}://{request.url.netloc}"
 
@@ -141,10 +151,16 @@ class Console:
         return self.page(request, "signin.html", None, next=_local(request.query_params.get("next")))
 
     async def signin(self, request: Request) -> Response:
-        form = await request.form()
-        name, password = str(form.get("name", "")), str(form.get("password", ""))
-        target = _local(str(form.get("next", "/")))
+        if not self.same_origin(request):
+            return PlainTextResponse("the form did not come from this console", status_code=403)
+        form = await request.form(max_fields=8, max_part_size=4096)
+        name, password = str(form.get("name", ""))[:64], str(form.get("password", ""))[:1024]
+        target = _local(str(form.get("next", "/"))[:2048])
         now = time.monotonic()
+        if not ACCOUNT_NAME.match(name):
+            return self.page(
+                request, "signin.html", None, status=401, next=target, error="That name and password do not match."
+            )
         if self.throttle.refused(name, now):
             log.warning("console sign-in throttled", extra={"account": name[:64]})
             return self.page(
@@ -167,7 +183,9 @@ class Console:
             )
         self.throttle.succeeded(name)
         request.session.clear()
-        request.session.update(name=account.name, role=account.role, csrf=secrets.token_urlsafe(32))
+        request.session.update(
+            name=account.name, role=account.role, csrf=secrets.token_urlsafe(32), since=int(time.time())
+        )
         log.info("console sign-in", extra={"account": account.name, "role": account.role})
         return RedirectResponse(target, status_code=303)
 
@@ -183,7 +201,7 @@ class Console:
     def _coach_filter(self, request: Request, account: Account) -> str | None:
         if account.role == "coach":
             return account.coach_id
-        wanted = request.query_params.get("coach", "").strip()
+        wanted = request.query_params.get("coach", "").strip()[:64]
         return wanted or None
 
     async def _escalations(self, request: Request, account: Account) -> dict[str, Any]:
@@ -198,7 +216,8 @@ class Console:
 
     async def escalations(self, request: Request, account: Account) -> Response:
         shown = await self._escalations(request, account)
-        return self.page(request, "escalations.html", account, now=datetime.now(UTC), **shown)
+        status = 503 if shown["error"] else 200
+        return self.page(request, "escalations.html", account, status=status, now=datetime.now(UTC), **shown)
 
     async def escalation_rows(self, request: Request, account: Account) -> Response:
         shown = await self._escalations(request, account)
@@ -208,9 +227,9 @@ class Console:
         """Server-sent events: `changed` whenever the board is read again, a comment now and then."""
         if self.sse_clients >= SSE_CLIENTS_MAX:
             return PlainTextResponse("too many live views open; reload later", status_code=503)
+        self.sse_clients += 1  # counted now: viewers arriving together cannot pass the cap
 
         async def stream() -> AsyncIterator[str]:
-            self.sse_clients += 1
             try:
                 seen = self.board.version
                 yield "retry: 3000\n\n"
@@ -284,8 +303,13 @@ class Console:
         except ValueError:
             return PlainTextResponse("review_id is not a UUID", status_code=400)
         try:
-            if await self.visible_plan(account, user_id) is None:
+            plan = await self.visible_plan(account, user_id)
+            if plan is None:
                 return self.not_found(request, account, user_id)
+            if plan["status"] == "withdrawn":
+                return PlainTextResponse(
+                    f"{user_id} has withdrawn: a review is not recorded for them; nothing was sent", status_code=409
+                )
             await self.client.publish_review(user_id, account.coach_id, review_id)
         except Unavailable as exc:
             return self.page(request, "unavailable.html", account, status=503, reason=str(exc))

@@ -25,22 +25,25 @@ class Board:
     def __init__(self, client: ContractClient) -> None:
         self.client = client
         self.version = 0
-        self._changed = asyncio.Condition()
+        # Set when the version moves on, then replaced: waiters hold no lock, so a waiter cancelled
+        # (a page closed) can never leave one held for the others.
+        self._changed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def moved_on(self) -> None:
-        async with self._changed:
-            self.version += 1
-            self._changed.notify_all()
+        self.version += 1
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
 
     async def wait_changed(self, seen: int, timeout: float) -> int:
         """The board's version once it is past `seen`, or `seen` after `timeout` seconds."""
-        async with self._changed:
-            try:
-                await asyncio.wait_for(self._changed.wait_for(lambda: self.version > seen), timeout)
-            except TimeoutError:
-                pass
+        if self.version > seen:
             return self.version
+        try:
+            await asyncio.wait_for(self._changed.wait(), timeout)
+        except TimeoutError:
+            pass
+        return self.version
 
     async def observed(self, kind: str, data: dict[str, Any]) -> None:
         """An output seen on the stream: move on once the planner shows it (in the background)."""

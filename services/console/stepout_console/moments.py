@@ -14,7 +14,10 @@ def as_of_param(text: str | None) -> datetime | None:
         value = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
         raise ValueError(f"as_of is not a time (YYYY-MM-DDTHH:MM, UTC, or RFC 3339): {text[:40]!r}") from None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"as_of is out of range in UTC: {text[:40]!r}") from None
 
 
 def age(since: str | None, now: datetime) -> str:
