@@ -2,9 +2,11 @@
 
 The relay reads the store's notification log after its last published position, turns
 each stored event into zero or more outputs (ids derived from the stored event, so a
-republished output keeps its id), publishes a page with acks pipelined, and only then
-moves its position. A crash between commit and publish loses nothing (the position
-has not moved) and doubles nothing (JetStream drops a repeated `Nats-Msg-Id`).
+republished output keeps its id), publishes a page with acks pipelined across participants
+(`waves`), and only then moves its position. A crash between commit and publish loses nothing
+(the position has not moved) and doubles nothing (JetStream drops a repeated `Nats-Msg-Id`).
+A participant's output is published only once their previous one is acknowledged, so one lost
+with a connection or an election and published again never lands behind a later one of theirs.
 """
 
 from __future__ import annotations
@@ -39,6 +41,26 @@ class Output:
     @property
     def type(self) -> str:
         return str(self.event["type"])
+
+    @property
+    def user_id(self) -> str:
+        """Whose output it is: the last token of `P.<family>.<event>.<user_id>`."""
+        return self.subject.rsplit(".", 1)[-1]
+
+
+def waves(outputs: Sequence[Output]) -> list[list[Output]]:
+    """`outputs` in waves, each participant's k-th output in wave k: published wave after wave, each
+    participant's outputs keep their order whatever is lost and published again, while the outputs of
+    different participants go out together."""
+    found: list[list[Output]] = []
+    seen: dict[str, int] = {}
+    for output in outputs:
+        k = seen.get(output.user_id, 0)
+        seen[output.user_id] = k + 1
+        if k == len(found):
+            found.append([])
+        found[k].append(output)
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,15 +220,18 @@ class OutboxRelay:
         await self._publish_run(run)
 
     async def _publish_run(self, outputs: Sequence[Output]) -> None:
-        futures = []
-        for output in outputs:
-            headers = {"Nats-Msg-Id": str(output.event["id"]), "Content-Type": CONTENT_TYPE}
-            futures.append(
-                await self.js.publish_async(
-                    output.subject, encode(output.event), headers=headers, stream=self.stream, wait_stall=5.0
+        """Publish wave after wave (`waves`), the acks of a wave pipelined; the first output not
+        acknowledged raises before the next wave, so the page is published again from its start."""
+        for wave in waves(outputs):
+            futures = []
+            for output in wave:
+                headers = {"Nats-Msg-Id": str(output.event["id"]), "Content-Type": CONTENT_TYPE}
+                futures.append(
+                    await self.js.publish_async(
+                        output.subject, encode(output.event), headers=headers, stream=self.stream, wait_stall=5.0
+                    )
                 )
-            )
-        for output, future in zip(outputs, futures, strict=True):
-            ack = await asyncio.wait_for(future, timeout=10.0)
-            if not ack.duplicate:
-                self.metrics.published(output.type)
+            for output, future in zip(wave, futures, strict=True):
+                ack = await asyncio.wait_for(future, timeout=10.0)
+                if not ack.duplicate:
+                    self.metrics.published(output.type)
