@@ -9,7 +9,7 @@ LOCK_BUILD   := requirements/build.txt
 LOCK_RUNTIME := requirements/runtime.txt
 LOCK_DEV     := requirements/dev.txt
 
-.PHONY: install lock run simulate test test-unit lint format bench asyncapi rules-doc clean ops-tools browser check-deploy
+.PHONY: install lock run cluster simulate test test-unit lint format bench asyncapi rules-doc clean ops-tools browser check-deploy
 
 ## Only locked packages, each file checked against its hash: the build tools first, then the dev lock
 ## (a package without a wheel, like nkeys, is built by the locked setuptools, not by one fetched for the build),
@@ -77,6 +77,11 @@ lock: install
 ## The whole system on an embedded default: a local nats-server (started if none answers) and SQLite.
 run: install
 	$(BIN)/stepout run all
+
+## A 3-node JetStream cluster on loopback (ports 4241-4243, stores under var/cluster); it prints the settings
+## that point the services at it: `export STEPOUT_NATS_URL=... STEPOUT_STREAM_REPLICAS=3`.
+cluster: install
+	$(BIN)/stepout cluster --nodes 3
 
 ## A synthetic cohort driven through the system `make run` runs: `make simulate ARGS="--participants 30 --days 7"`.
 simulate: install

@@ -4,13 +4,12 @@ end-to-end system on SQLite and (where a server answers) PostgreSQL."""
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from support import POSTGRES_DSN, NatsServer, Platform, System, postgres_or_skip
+from support import NatsServer, Platform, System, postgres_or_skip, postgres_store
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -46,14 +45,15 @@ def store_settings(store_kind: str) -> Iterator[dict[str, str]]:
     if store_kind == "sqlite":
         yield {"STEPOUT_STORE": "sqlite"}
         return
-    postgres_or_skip()
-    schema = f"t{uuid.uuid4().hex[:12]}"
-    yield {"STEPOUT_STORE": "postgres", "STEPOUT_POSTGRES_DSN": POSTGRES_DSN, "STEPOUT_POSTGRES_SCHEMA": schema}
-    import psycopg
+    with postgres_store() as settings:
+        yield settings
 
-    with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
-        for part in ("tracker", "planner", "keys"):
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema}_{part} CASCADE")
+
+@pytest.fixture
+def postgres_settings() -> Iterator[dict[str, str]]:
+    """STEPOUT_* settings for PostgreSQL with fresh schemas, dropped after."""
+    with postgres_store() as settings:
+        yield settings
 
 
 @pytest.fixture

@@ -57,8 +57,24 @@ def deploy_env(store: Path, passwords: dict[str, str], jetstream_key: str) -> di
     return env
 
 
+class ServerProcess:
+    """What a test does with a nats-server process it started: stop it, read its log."""
+
+    process: subprocess.Popen[bytes] | None
+    log_path: Path
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def log(self) -> str:
+        return self.log_path.read_text() if self.log_path.exists() else ""
+
+
 @dataclass
-class ConfiguredNatsServer:
+class ConfiguredNatsServer(ServerProcess):
     """`nats-server -c CONFIG` on a free loopback port, with its own environment and log file."""
 
     config: Path
@@ -84,15 +100,6 @@ class ConfiguredNatsServer:
                     return
             time.sleep(0.05)
         raise RuntimeError(f"nats-server did not start:\n{self.log()}")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(timeout=10)
-        self.process = None
-
-    def log(self) -> str:
-        return self.log_path.read_text() if self.log_path.exists() else ""
 
 
 @dataclass

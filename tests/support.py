@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -51,6 +52,24 @@ def postgres_or_skip() -> str:
             pytest.fail(f"PostgreSQL required but not answering at {POSTGRES_DSN}")
         pytest.skip("no PostgreSQL server answering")
     return POSTGRES_DSN
+
+
+POSTGRES_SCHEMA_PARTS = ("tracker", "planner", "keys")  # the schemas the services make: `<schema>_<part>`
+
+
+@contextmanager
+def postgres_store() -> Iterator[dict[str, str]]:
+    """STEPOUT_* settings for the test PostgreSQL with fresh schemas, dropped after (skipped without one)."""
+    dsn = postgres_or_skip()
+    schema = f"t{uuid.uuid4().hex[:12]}"
+    try:
+        yield {"STEPOUT_STORE": "postgres", "STEPOUT_POSTGRES_DSN": dsn, "STEPOUT_POSTGRES_SCHEMA": schema}
+    finally:
+        import psycopg
+
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            for part in POSTGRES_SCHEMA_PARTS:
+                conn.execute(f"DROP SCHEMA IF EXISTS {schema}_{part} CASCADE")
 
 
 def free_port() -> int:

@@ -71,6 +71,11 @@ class Settings(BaseSettings):
     tracker_partitions: int = Field(1, ge=1, le=64)
     # How many trackers are expected to share the partitions (each takes its fair share first).
     tracker_replicas: int = Field(1, ge=1, le=64)
+    # The same for planners (PostgreSQL only): the partitions split the planner's inputs too.
+    planner_replicas: int = Field(1, ge=1, le=64)
+    # Replicas of every stream (a JetStream cluster: 3). Unset: a new stream gets 1 and an existing one
+    # keeps the count it has (an operator's `nats stream edit --replicas`).
+    stream_replicas: int | None = Field(None, ge=1, le=5)
     # Seconds JetStream waits for an ack before redelivering (a crashed consumer's messages come back then).
     ack_wait_seconds: float = Field(30.0, ge=1.0, le=3600.0)
     # Byte limits of the three streams. A full input or output stream refuses publishes (its publishers

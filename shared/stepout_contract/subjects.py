@@ -41,6 +41,12 @@ class Subjects:
     def dlq_stream(self) -> str:
         return f"{stream_prefix(self.prefix)}_DLQ"
 
+    @property
+    def outcomes_stream(self) -> str:
+        """With several partitions: the tracker's outcomes for the planner, sourced from the output
+        stream with a partition token after the prefix (no subject of its own: nobody publishes to it)."""
+        return f"{stream_prefix(self.prefix)}_OUTCOMES"
+
     def in_stream_subjects(self) -> list[str]:
         return [f"{self.prefix}.{family}.>" for family in INPUT_FAMILIES]
 

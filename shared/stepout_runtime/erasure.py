@@ -37,8 +37,13 @@ async def remove_dead_letters(js: JetStreamContext, subjects: Subjects, index: D
 
 
 async def purge_outputs(js: JetStreamContext, subjects: Subjects, user_id: str) -> None:
-    """Remove every output of `user_id` the output stream still keeps (`P.<family>.<event>.<user_id>`)."""
+    """Remove every output of `user_id` the output stream still keeps (`P.<family>.<event>.<user_id>`),
+    and the planner's copies not yet read (the outcomes stream of a partitioned planner)."""
     await js.purge_stream(subjects.out_stream, subject=f"{subjects.prefix}.*.*.{user_id}")
+    try:
+        await js.purge_stream(subjects.outcomes_stream, subject=f"{subjects.prefix}.*.*.*.{user_id}")
+    except NotFoundError:
+        pass  # one partition: no outcomes stream
 
 
 async def purge_inputs(

@@ -16,10 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import nats.errors
 from faststream.nats import NatsBroker
 from faststream.nats.annotations import NatsMessage
 from faststream.nats.prometheus import NatsPrometheusMiddleware
 from nats.aio.client import Client
+from nats.js.errors import ServiceUnavailableError
 from prometheus_client import CollectorRegistry
 
 from stepout_contract.settings import Settings
@@ -38,6 +40,11 @@ from .topology import StreamLimits, consumers, ensure_topology
 log = logging.getLogger(__name__)
 
 QueryAnswer = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+# A JetStream cluster may take a while to answer after a start or an election.
+TOPOLOGY_PATIENCE_S = 60.0
+TOPOLOGY_REQUEST_S = 10.0
 
 
 class ServiceFailed(RuntimeError):
@@ -69,6 +76,10 @@ class ServiceParts:
     executor: ThreadPoolExecutor
     on_stop: list[Callable[[], None]] = field(default_factory=list)
     leases: Leases = field(default_factory=Leases)
+    # Consumers by the lease that covers them (one process consumes all of a lease's consumers);
+    # unset: each consumer is its own lease.
+    lease_groups: dict[str, list[str]] | None = None
+    replicas: int = 1  # how many processes of this service are expected to share the leases
     refresh_gauges: Callable[[], Awaitable[None]] | None = None  # called every few seconds
     dead_letters: DeadLetters = field(default_factory=DeadLetters)
     nc: Client | None = None  # the service's NATS connection, once connected
@@ -138,14 +149,7 @@ class Service:
         self.nc = parts.nc = self.broker.connection
         require_supported_server(self.nc)  # raises ServerTooOld: the process ends with a non-zero status
         js = self.nc.jetstream()
-        await ensure_topology(
-            js,
-            self.subjects,
-            self.settings.max_deliver,
-            self.settings.ack_wait_seconds,
-            self.settings.tracker_partitions,
-            limits=StreamLimits.of(self.settings),
-        )
+        await self._declare_topology(self.nc)
 
         # Queries: FastStream subscribers on core NATS, one queue group per service; its Prometheus
         # middleware measures them into our registry.
@@ -191,6 +195,28 @@ class Service:
             # A supervisor restarting on failure must see one: the process ends with a non-zero status.
             raise ServiceFailed(f"{parts.name}: {', '.join(task.get_name() for task in failed)} failed")
 
+    async def _declare_topology(self, nc: Client) -> None:
+        """`ensure_topology`, again while a JetStream cluster cannot answer yet (no meta leader, a stream
+        being placed or electing its leader): up to TOPOLOGY_PATIENCE_S, then the last error stops the start."""
+        deadline = asyncio.get_running_loop().time() + TOPOLOGY_PATIENCE_S
+        while True:
+            try:
+                await ensure_topology(
+                    nc.jetstream(timeout=TOPOLOGY_REQUEST_S),
+                    self.subjects,
+                    self.settings.max_deliver,
+                    self.settings.ack_wait_seconds,
+                    self.settings.tracker_partitions,
+                    limits=StreamLimits.of(self.settings),
+                    replicas=self.settings.stream_replicas,
+                )
+                return
+            except (nats.errors.TimeoutError, nats.errors.NoRespondersError, ServiceUnavailableError) as exc:
+                if asyncio.get_running_loop().time() > deadline or self._stop.is_set():
+                    raise
+                log.warning("JetStream not answering yet, declaring the streams again", extra={"error": repr(exc)})
+                await asyncio.sleep(1.0)
+
     def _loop_for(self, durable: str) -> IngestLoop:
         types, handler = self.parts.ingest[durable]
         assert self.relay is not None
@@ -209,35 +235,38 @@ class Service:
         )
 
     async def _consume(self) -> None:
-        """Run an ingest loop for every consumer this process holds the lease of.
+        """Run an ingest loop for every consumer of every lease this process holds.
 
-        Each process first takes its fair share of the consumers; one left free for three
-        checks in a row (its holder died) is taken by whoever sees it, beyond its share.
+        Each process first takes its fair share of the leases; one left free for three checks in a
+        row (its holder died) is taken by whoever sees it, beyond its share.
         """
         leases = self.parts.leases
-        durables = list(self.parts.ingest)
-        share = -(-len(durables) // self.settings.tracker_replicas) if len(durables) > 1 else 1
-        running: dict[str, asyncio.Task[None]] = {}
-        free_checks: dict[str, int] = dict.fromkeys(durables, 0)
-        offset = random.randrange(len(durables))
-        order = durables[offset:] + durables[:offset]
+        groups = self.parts.lease_groups or {durable: [durable] for durable in self.parts.ingest}
+        names = list(groups)
+        share = -(-len(names) // self.parts.replicas) if len(names) > 1 else 1
+        running: dict[str, list[asyncio.Task[None]]] = {}
+        free_checks: dict[str, int] = dict.fromkeys(names, 0)
+        offset = random.randrange(len(names))
+        order = names[offset:] + names[:offset]
         try:
             while not self._stop.is_set():
                 if not await asyncio.to_thread(leases.alive):
                     raise ServiceFailed("store session lost: stopping so that no partition has two consumers")
-                held_elsewhere = await asyncio.to_thread(leases.holders, [d for d in order if d not in running])
-                for durable in order:
-                    if durable in running:
+                held_elsewhere = await asyncio.to_thread(leases.holders, [n for n in order if n not in running])
+                for name in order:
+                    if name in running:
                         continue
-                    free_checks[durable] = 0 if durable in held_elsewhere else free_checks[durable] + 1
-                    if len(running) >= share and free_checks[durable] < 3:
+                    free_checks[name] = 0 if name in held_elsewhere else free_checks[name] + 1
+                    if len(running) >= share and free_checks[name] < 3:
                         continue
-                    if await asyncio.to_thread(leases.try_acquire, durable):
-                        loop_ = self._loop_for(durable)
-                        self.loops.append(loop_)
-                        running[durable] = asyncio.create_task(loop_.run(), name=f"ingest-{durable}")
-                        log.info("consuming", extra={"consumer": durable, "service": self.parts.name})
-                for task in list(running.values()):
+                    if await asyncio.to_thread(leases.try_acquire, name):
+                        running[name] = []
+                        for durable in groups[name]:
+                            loop_ = self._loop_for(durable)
+                            self.loops.append(loop_)
+                            running[name].append(asyncio.create_task(loop_.run(), name=f"ingest-{durable}"))
+                            log.info("consuming", extra={"consumer": durable, "service": self.parts.name})
+                for task in [t for tasks in running.values() for t in tasks]:
                     if task.done():
                         task.result()  # a loop only ends on stop; anything else is a failure to report
                 try:
@@ -248,7 +277,7 @@ class Service:
             for loop_ in self.loops:
                 loop_.stop()
             if running:
-                await asyncio.wait(running.values(), timeout=5.0)
+                await asyncio.wait([t for tasks in running.values() for t in tasks], timeout=5.0)
 
     async def _relay_while_leader(self) -> None:
         """One outbox relay per store: the process holding the `outbox` lease."""

@@ -23,6 +23,7 @@ from nats.js.api import (
     RetentionPolicy,
     StorageType,
     StreamConfig,
+    StreamSource,
     SubjectTransform,
 )
 from nats.js.errors import APIError, NotFoundError
@@ -80,6 +81,19 @@ def tracker_durables(partitions: int) -> list[str]:
     return ["tracker"] if partitions == 1 else [f"tracker-p{k}" for k in range(partitions)]
 
 
+def planner_partitions(partitions: int) -> dict[str, list[str]]:
+    """The planner's consumers by the lease that covers them: one planner decides all of a partition
+    (its participant inputs and the tracker's outcomes), so one participant's at a time, in order."""
+    if partitions == 1:
+        return {"planner": ["planner", "planner-outcomes"]}
+    return {f"planner-p{k}": [f"planner-p{k}", f"planner-outcomes-p{k}"] for k in range(partitions)}
+
+
+# Consumers of a single planner that a partitioned topology no longer has: deleted at start, so that an
+# input stream with interest retention does not keep every message for a consumer nobody reads.
+SINGLE_PLANNER = ("planner", "planner-outcomes")
+
+
 def consumers(subjects: Subjects, partitions: int = 1) -> dict[str, Consumer]:
     """Every durable consumer stepout reads with, by durable name.
 
@@ -91,20 +105,23 @@ def consumers(subjects: Subjects, partitions: int = 1) -> dict[str, Consumer]:
     `P.<k>...` itself: no stream takes it.
     """
     p = subjects.prefix
-    # The planner reads every participant input, well-formed or not (it dead-letters the bad ones).
-    planner_inputs = [f"{p}.participant.>"] + [f"{p}.{k}.participant.*.*" for k in range(partitions) if partitions > 1]
-    found = [
-        Consumer(subjects.in_stream, "planner", tuple(planner_inputs)),
-        Consumer(subjects.out_stream, "planner-outcomes", (f"{p}.progress.updated.*", f"{p}.overload.>")),
-    ]
+    found: list[Consumer] = []
     if partitions == 1:
+        found.append(Consumer(subjects.in_stream, "planner", (f"{p}.participant.>",)))
+        found.append(Consumer(subjects.out_stream, "planner-outcomes", (f"{p}.progress.updated.*", f"{p}.overload.>")))
         found.append(Consumer(subjects.in_stream, "tracker", (f"{p}.participant.>", f"{p}.attempt.>")))
-    else:
-        for k, durable in enumerate(tracker_durables(partitions)):
-            filters = [f"{p}.{k}.participant.>", f"{p}.{k}.attempt.>"]
-            if k == 0:
-                filters += [f"{p}.participant.>", f"{p}.attempt.>"]  # whatever the mapping left as published
-            found.append(Consumer(subjects.in_stream, durable, tuple(filters)))
+        return {c.durable: c for c in found}
+    for k in range(partitions):
+        # The planner reads every participant input, well-formed or not (it dead-letters the bad ones):
+        # partition 0 also what the mapping left as published.
+        unmapped = [f"{p}.participant.>"] if k == 0 else []
+        found.append(Consumer(subjects.in_stream, f"planner-p{k}", (f"{p}.{k}.participant.*.*", *unmapped)))
+        found.append(Consumer(subjects.outcomes_stream, f"planner-outcomes-p{k}", (f"{p}.{k}.>",)))
+    for k, durable in enumerate(tracker_durables(partitions)):
+        filters = [f"{p}.{k}.participant.>", f"{p}.{k}.attempt.>"]
+        if k == 0:
+            filters += [f"{p}.participant.>", f"{p}.attempt.>"]  # whatever the mapping left as published
+        found.append(Consumer(subjects.in_stream, durable, tuple(filters)))
     return {c.durable: c for c in found}
 
 
@@ -118,10 +135,46 @@ def partition_transform(subjects: Subjects, partitions: int) -> SubjectTransform
     )
 
 
+def outcome_transforms(subjects: Subjects, partitions: int) -> list[SubjectTransform]:
+    """The tracker's outputs the planner reads, with the partition of their user id after the prefix:
+    the same `partition(N, user_id)` as the input stream's, so a participant's inputs and outcomes meet
+    in one partition."""
+    p, n = subjects.prefix, partitions
+    return [
+        SubjectTransform(
+            src=f"{p}.progress.updated.*",
+            dest=f"{p}.{{{{partition({n},1)}}}}.progress.updated.{{{{wildcard(1)}}}}",
+        ),
+        SubjectTransform(
+            src=f"{p}.overload.*.*",
+            dest=f"{p}.{{{{partition({n},2)}}}}.overload.{{{{wildcard(1)}}}}.{{{{wildcard(2)}}}}",
+        ),
+    ]
+
+
 def stream_configs(
     subjects: Subjects, partitions: int = 1, limits: StreamLimits = DEFAULT_LIMITS
 ) -> list[StreamConfig]:
     common: dict[str, Any] = {"storage": StorageType.FILE, "duplicate_window": DUPLICATE_WINDOW_S}
+    outcomes = (
+        []
+        if partitions == 1
+        else [
+            # The planner's copy of the tracker's outcomes, by partition; each message kept until the one
+            # consumer whose partition it is acks it. Full, it holds back the copying, never drops.
+            StreamConfig(
+                name=subjects.outcomes_stream,
+                sources=[
+                    StreamSource(name=subjects.out_stream, subject_transforms=outcome_transforms(subjects, partitions))
+                ],
+                retention=RetentionPolicy.WORK_QUEUE,
+                max_age=OUT_MAX_AGE_S,
+                max_bytes=limits.out_max_bytes,
+                discard=DiscardPolicy.NEW,
+                **common,
+            )
+        ]
+    )
     return [
         # Inputs hold personal notes: kept only until every stepout consumer has acked them.
         # Full, it refuses new inputs (the platform retries) rather than drop unread ones.
@@ -154,6 +207,7 @@ def stream_configs(
             discard=DiscardPolicy.OLD,
             **common,
         ),
+        *outcomes,
     ]
 
 
@@ -178,23 +232,33 @@ async def ensure_topology(
     partitions: int = 1,
     *,
     limits: StreamLimits = DEFAULT_LIMITS,
+    replicas: int | None = None,
 ) -> None:
     """Create or update every stream and durable consumer; safe to run from any number of processes.
 
     Raises `TopologyMismatch` when what the server stored differs from what was asked, and
     `TopologyError` when the server has no room for a stream's byte limit.
     """
-    for stream, setting in zip(stream_configs(subjects, partitions, limits), LIMIT_SETTINGS, strict=True):
+    settings_of = [*LIMIT_SETTINGS, LIMIT_SETTINGS[1]]  # the outcomes stream has the output stream's limit
+    for stream, setting in zip(stream_configs(subjects, partitions, limits), settings_of, strict=False):
         assert stream.name is not None
         try:
             existing = await js.stream_info(stream.name)
         except NotFoundError:
             existing = None
-        # Replicas are the operator's (`nats stream edit --replicas 3`): an existing stream keeps its count.
-        replicas = 1 if existing is None else existing.config.num_replicas or 1
-        asked = replace(stream, num_replicas=replicas)
+        # `replicas` (STEPOUT_STREAM_REPLICAS) when given; else a new stream has 1 and an existing one
+        # keeps the count an operator gave it (`nats stream edit --replicas 3`).
+        count = replicas or (1 if existing is None else existing.config.num_replicas or 1)
+        asked = replace(stream, num_replicas=count)
         try:
-            stored = await (js.add_stream(asked) if existing is None else js.update_stream(asked))
+            if existing is None:
+                stored = await js.add_stream(asked)
+            elif stream_fields(existing.config) != stream_fields(asked):
+                stored = await js.update_stream(asked)
+            else:
+                # Already as asked: no update, which on a cluster could meet another process's create of
+                # the same stream and leave both requests unanswered.
+                stored = existing
         except APIError as exc:
             if exc.err_code != NO_STORAGE:
                 raise
@@ -206,6 +270,8 @@ async def ensure_topology(
         if existing is None:
             log.info("stream created", extra={"stream": stream.name})
         check_stored(f"stream {stream.name}", stream_fields(asked), stream_fields(stored.config))
+    if partitions > 1:
+        await _delete_single_planner(js, subjects)
     for consumer in consumers(subjects, partitions).values():
         config = consumer_config(consumer, max_deliver, ack_wait)
         info = await js.add_consumer(consumer.stream, config)
@@ -214,6 +280,17 @@ async def ensure_topology(
             consumer_fields(config),
             consumer_fields(info.config),
         )
+
+
+async def _delete_single_planner(js: JetStreamContext, subjects: Subjects) -> None:
+    """The consumers of a single planner, gone once the planner is partitioned. What the input stream
+    still keeps for them is read again by the partitions' consumers: each input has its effect once."""
+    for stream, durable in zip((subjects.in_stream, subjects.out_stream), SINGLE_PLANNER, strict=True):
+        try:
+            await js.delete_consumer(stream, durable)
+        except NotFoundError:
+            continue
+        log.info("consumer of a single planner deleted", extra={"stream": stream, "consumer": durable})
 
 
 def _seconds(value: float | None) -> float:
@@ -229,8 +306,13 @@ def _word(value: Any) -> str | None:
 def stream_fields(config: StreamConfig) -> dict[str, Any]:
     """The fields of a stream stepout sets, normalised so that asked and stored compare equal."""
     transform = config.subject_transform
+    sources = [
+        f"{source.name}: " + ", ".join(f"{t.src} -> {t.dest}" for t in source.subject_transforms or [])
+        for source in config.sources or []
+    ]
     return {
         "subjects": sorted(config.subjects or []),
+        "sources": sorted(sources),
         "subject_transform": f"{transform.src} -> {transform.dest}" if transform and transform.src else None,
         "retention": _word(config.retention),
         "storage": _word(config.storage),

@@ -343,13 +343,25 @@ async def test_an_input_cannot_choose_its_partition(
         wrong = {event_body("attempt.logged", user, attempt_data(user)): token for token in tokens}
         for body, token in wrong.items():
             await publish_raw(platform, f"attempt.logged.{user}.{token}", body)
-        letters = await dead_letters(platform, running, len(wrong))
+        # A participant input with a token of its own: refused too, by the planner's partitions (a
+        # participant input's dead letter is the planner's to write).
+        review = {"user_id": user, "coach_id": "c-1"}
+        reviews = {event_body("participant.reviewed", user, review): token for token in (str(right), "x")}
+        for body, token in reviews.items():
+            await publish_raw(platform, f"participant.reviewed.{user}.{token}", body)
+        letters = await dead_letters(platform, running, len(wrong) + len(reviews))
         found = reasons_by_body(letters)
         outcome = {token: found.get(body) for body, token in wrong.items()}
         assert outcome == {token: {("tracker", "invalid_subject")} for token in tokens}, (right, outcome)
+        refused = {token: found.get(body) for body, token in reviews.items()}
+        assert refused == {token: {("planner", "invalid_subject")} for token in reviews.values()}, refused
         # ... and the mapped form cannot be published at all: no stream takes it.
         with pytest.raises((nats.js.errors.NoStreamResponseError, nats.errors.TimeoutError)):
             await platform.js.publish(f"{p}.{right}.attempt.logged.{user}", b"{}", timeout=2)
+        # The participant's next attempt is decided as ever, by both services.
+        await platform.attempt(user)
+        await platform.wait_for("progress.updated", user, count=2)
+        await platform.wait_for("challenge.assigned", user, count=3)
         assert_services_up(running)
     finally:
         await platform.close()

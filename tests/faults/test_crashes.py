@@ -4,18 +4,13 @@ with one id, read models equal to a rebuild from the event stores."""
 from __future__ import annotations
 
 import asyncio
-import json
 import random
-import subprocess
-import sys
-from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
-import nats
 import pytest
 
+from exactly_once import check_exactly_once, decided_in_order, rebuild_verifies, settled
 from support import NatsServer, Platform, System
 
 pytestmark = pytest.mark.faults
@@ -66,90 +61,15 @@ async def burst(platform: Platform) -> None:
         await asyncio.sleep(0.05)
 
 
-async def ask(platform: Platform, name: str, request: dict[str, object]) -> dict[str, object]:
-    """A query that waits out a reconnect (a request sent while NATS comes back may time out)."""
-    for _ in range(10):
-        try:
-            return await platform.query(name, request)
-        except nats.errors.TimeoutError:
-            await asyncio.sleep(0.2)
-    raise AssertionError(f"no answer to {name}")
-
-
-async def whole_history(platform: Platform, user: str) -> dict[str, Any]:
-    """Every page of the participant's history, each asked as `ask` does."""
-    events: list[Any] = []
-    request: dict[str, object] = {"user_id": user, "limit": 500}
-    while True:
-        reply = await ask(platform, "history", request)
-        events.extend(reply["events"])  # type: ignore[arg-type]
-        if reply.get("next_cursor") is None:
-            return {"events": events}
-        request = {"user_id": user, "limit": 500, "cursor": reply["next_cursor"]}
-
-
 async def settle_and_check(platform: Platform, system: System) -> None:
     """Wait until every attempt is reflected, then check exactly-once everywhere."""
-    for user in USERS:
-        for _ in range(300):
-            reply = await ask(platform, "progress", {"user_id": user})
-            if reply.get("position") == ATTEMPTS_EACH:
-                break
-            await asyncio.sleep(0.1)
-        else:
-            raise AssertionError(f"{user} never reached {ATTEMPTS_EACH}: {reply}")
-        history = await whole_history(platform, user)
-        attempts = [e["data"]["attempt_id"] for e in history["events"] if e["type"] == "stepout.attempt.logged.v1"]
-        assert len(attempts) == len(set(attempts)) == ATTEMPTS_EACH
-    for user in USERS:  # the planner answered the last attempt of each
-        for _ in range(300):
-            plan = await ask(platform, "plan", {"user_id": user})
-            if plan.get("open_assignment") is not None:
-                break
-            await asyncio.sleep(0.1)
-    expected_outputs = len(USERS) * (2 * ATTEMPTS_EACH + 1)  # progress per attempt, assignments
-    for _ in range(100):  # publication follows the commit: wait until it has caught up
-        stored = await platform.stream_messages(f"{system.prefix.upper()}_OUT", f"{system.prefix}.>")
-        kinds = [json.loads(m.data)["type"] for m in stored]
-        if (
-            sum(t in {"stepout.progress.updated.v1", "stepout.challenge.assigned.v1"} for t in kinds)
-            >= expected_outputs
-        ):
-            break
-        await asyncio.sleep(0.3)
-    await asyncio.sleep(0.5)
-    stored = await platform.stream_messages(f"{system.prefix.upper()}_OUT", f"{system.prefix}.>")
-    by_decision: dict[tuple[str, ...], list[str]] = defaultdict(list)
-    for msg in stored:
-        event = json.loads(msg.data)
-        assert msg.headers is not None and msg.headers["Nats-Msg-Id"] == event["id"]
-        data = event["data"]
-        if event["type"] == "stepout.progress.updated.v1":
-            key: tuple[str, ...] = ("progress", data["user_id"], str(data["position"]))
-        elif event["type"] == "stepout.challenge.assigned.v1":
-            key = ("assigned", data["assignment_id"])
-        elif event["type"] == "stepout.overload.warning.v1":
-            key = ("warning", data["warning_id"])
-        else:
-            key = (event["type"], event["id"])
-        by_decision[key].append(event["id"])
-    doubled = {key: ids for key, ids in by_decision.items() if len(ids) != 1}
-    assert doubled == {}
-    progress_keys = [k for k in by_decision if k[0] == "progress"]
-    assert len(progress_keys) == len(USERS) * ATTEMPTS_EACH
-    assigned = [k for k in by_decision if k[0] == "assigned"]
-    assert len(assigned) == len(USERS) * (ATTEMPTS_EACH + 1)
-
+    await settled(platform, USERS, ATTEMPTS_EACH)
+    # Each attempt brings the next assignment, after the first one at enrolment.
+    await check_exactly_once(platform, system.prefix, USERS, ATTEMPTS_EACH, assignments_each=ATTEMPTS_EACH + 1)
     system.stop()
     assert system.tracker is not None
-    verify = subprocess.run(
-        [sys.executable, "-m", "stepout_cli.main", "projections", "rebuild", "--verify"],
-        env=system.tracker.env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert verify.returncode == 0, verify.stdout + verify.stderr
+    rebuild_verifies(system.tracker)
+    decided_in_order(system.logs())
     system.start()
 
 

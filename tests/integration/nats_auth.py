@@ -1,9 +1,10 @@
 """Real NATS servers that want credentials, for the access-control tests.
 
 Connections under the role identities of the deploy configuration (the server itself is
-`project_nats.ProjectNats`), a throwaway TLS CA with server and client certificates (openssl
-command line), and an operator-mode server whose users log in with a creds file (JWT + nkey
-seed, signed here with the `nkeys` package).
+`project_nats.ProjectNats`), the deploy configuration as the JetStream cluster docker-compose.yml
+runs, on loopback, a throwaway TLS CA with server and client certificates (openssl command line),
+and an operator-mode server whose users log in with a creds file (JWT + nkey seed, signed here
+with the `nkeys` package).
 """
 
 from __future__ import annotations
@@ -13,20 +14,32 @@ import base64
 import hashlib
 import json
 import os
+import re
+import secrets
 import shutil
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import nats
 import nkeys
+import yaml
 from faststream.nats import NatsBroker
 from nats.aio.client import Client
 
-from project_nats import PLATFORM_PASSWORD, PREFIX, conf_string
+from project_nats import (
+    DEPLOY_CONFIG,
+    PLATFORM_PASSWORD,
+    PREFIX,
+    ServerProcess,
+    conf_string,
+    deploy_env,
+    fresh_passwords,
+)
 from stepout_contract.settings import Settings
 from stepout_contract.subjects import OUTPUT_FAMILIES
 from stepout_runtime.connection import (
@@ -36,7 +49,7 @@ from stepout_runtime.connection import (
     connect,
     connect_options,
 )
-from support import Platform
+from support import ROOT, Platform, System, free_port, nats_server_binary
 
 NATS_CREDENTIAL_FIELDS = (
     "nats_user",
@@ -136,6 +149,118 @@ class PlatformIdentity(Platform):
         for family in OUTPUT_FAMILIES:
             await nc.subscribe(f"{PREFIX}.{family}.>", cb=platform._on_message)
         return platform
+
+
+# --- the deploy configuration as docker-compose.yml's cluster, on loopback --------------------------
+
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+ROUTE_PORT = 6222  # where compose's nodes meet each other, each on its own host name
+
+
+def compose_variables(value: str, **variables: str) -> str:
+    """`value` as compose passes it: `${NAME}`, `${NAME:?message}` and `${NAME:-default}` replaced."""
+    return re.sub(r"\$\{(\w+)(?::?[?-][^}]*)?\}", lambda m: variables[m.group(1)], value)
+
+
+@dataclass
+class ClusterNode(ServerProcess):
+    """One nats-server of the cluster, run with its compose command moved to loopback ports of its own."""
+
+    name: str
+    command: list[str]
+    env: dict[str, str]
+    port: int
+    http_port: int
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"nats://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen([nats_server_binary(), *self.command], env=self.env, stdout=log, stderr=log)
+
+    def healthy(self) -> bool:
+        """JetStream running and current with the cluster (a meta leader elected)."""
+        if self.process is None or self.process.poll() is not None:
+            raise RuntimeError(f"{self.name} exited:\n{self.log()}")
+        try:
+            return httpx.get(f"http://127.0.0.1:{self.http_port}/healthz", timeout=1.0).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+
+@dataclass
+class ComposeCluster:
+    """The nats nodes of docker-compose.yml, each started with its own compose command (the deploy
+    configuration, its server name, the cluster name, its routes with the route password) on loopback:
+    the hosts `nats-<k>` and the ports become 127.0.0.1 and free ports, each node with its own store."""
+
+    directory: Path
+    passwords: dict[str, str] = field(default_factory=fresh_passwords)
+    jetstream_key: str = field(default_factory=lambda: secrets.token_hex(32))
+    route_password: str = field(default_factory=lambda: secrets.token_hex(16))
+    nodes: list[ClusterNode] = field(init=False)
+
+    def __post_init__(self) -> None:
+        services = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
+        names = sorted(name for name, service in services.items() if str(service.get("image", "")).startswith("nats:"))
+        routes = {name: free_port() for name in names}
+        self.nodes = []
+        for name in names:
+            command = [
+                compose_variables(arg, STEPOUT_NATSD_ROUTE_PASSWORD=self.route_password)
+                for arg in services[name]["command"]
+            ]
+            for other in names:
+                command = [arg.replace(f"@{other}:{ROUTE_PORT}", f"@127.0.0.1:{routes[other]}") for arg in command]
+            command = [arg.replace(f"@0.0.0.0:{ROUTE_PORT}", f"@127.0.0.1:{routes[name]}") for arg in command]
+            port, http_port = free_port(), free_port()
+            moved = {"--config": str(DEPLOY_CONFIG), "--addr": "127.0.0.1", "--http_port": str(http_port)}
+            for flag, value in moved.items():
+                command[command.index(flag) + 1] = value
+            store = self.directory / name / "store"
+            store.mkdir(parents=True, exist_ok=True)
+            env = deploy_env(store, self.passwords, self.jetstream_key)
+            log = self.directory / name / "nats-server.log"
+            self.nodes.append(ClusterNode(name, [*command, "--port", str(port)], env, port, http_port, log))
+
+    @property
+    def url(self) -> str:
+        """STEPOUT_NATS_URL for the cluster: every node."""
+        return ",".join(node.url for node in self.nodes)
+
+    @property
+    def route_ports(self) -> list[int]:
+        return [int(re.findall(r"@127\.0\.0\.1:(\d+)", node.command[node.command.index("--cluster") + 1])[0])
+                for node in self.nodes]  # fmt: skip
+
+    def start(self, timeout: float = 30.0) -> None:
+        for node in self.nodes:
+            node.start()
+        deadline = time.monotonic() + timeout
+        while not all(node.healthy() for node in self.nodes):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the cluster did not become healthy:\n" + "\n".join(n.log() for n in self.nodes))
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        for node in self.nodes:
+            node.stop()
+
+    def logs(self) -> str:
+        return "".join(node.log() for node in self.nodes)
+
+    def system(self, data_dir: Path, **overrides: str) -> System:
+        """Planner and tracker on every node of this cluster, each logged in as itself, not started yet."""
+        data_dir.mkdir(parents=True, exist_ok=True)
+        system = System(self.url, data_dir, prefix=PREFIX, overrides=overrides)
+        for service in system.services():
+            login = {"STEPOUT_NATS_USER": service.name, "STEPOUT_NATS_PASSWORD": self.passwords[service.name]}
+            service.env = {**service.env, **login}
+        return system
 
 
 # --- a JetStream round trip with the settings, both ways a service connects -----------------------

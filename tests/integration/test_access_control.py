@@ -1,4 +1,5 @@
-"""Access control: the role identities of deploy/nats/nats-server.conf against the real services,
+"""Access control: the role identities of deploy/nats/nats-server.conf against the real services
+(with one partition and partitioned, on one server and on the cluster docker-compose.yml runs),
 the store that configuration encrypts, and every kind of NATS credential of CONTRACT §9 against a
 real nats-server that wants it."""
 
@@ -8,6 +9,7 @@ import asyncio
 import json
 import re
 import secrets
+import subprocess
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -24,6 +26,7 @@ from nats.js.errors import APIError, NotFoundError
 from integration.nats_auth import (
     CONSOLE,
     CONSOLE_INBOX_PREFIX,
+    ComposeCluster,
     Identity,
     PlatformIdentity,
     client_identity,
@@ -43,12 +46,24 @@ from project_nats import PREFIX, ROLES, ConfiguredNatsServer, ProjectNats, files
 from stepout_contract.queries import QUERIES
 from stepout_contract.subjects import Subjects
 from stepout_runtime.connection import NatsRefusedError, connect
-from stepout_runtime.topology import consumers, ensure_topology
-from support import NatsServer, ServiceProcess, System, cloud_event, free_port, new_prefix, service_env
+from stepout_runtime.topology import SINGLE_PLANNER, consumers, ensure_topology
+from support import (
+    NatsServer,
+    ServiceProcess,
+    System,
+    cloud_event,
+    free_port,
+    nats_server_binary,
+    new_prefix,
+    service_env,
+)
 
 SUBJECTS = Subjects(PREFIX)
 IN, OUT, DLQ = SUBJECTS.in_stream, SUBJECTS.out_stream, SUBJECTS.dlq_stream
+OUTCOMES = SUBJECTS.outcomes_stream  # the planner's copy of the tracker's outcomes, with partitions only
+PARTITIONS = 2  # STEPOUT_TRACKER_PARTITIONS of the partitioned system: both services split
 DENIED_S = 0.5  # how long a refused request is waited for: the server never answers it
+PULL_ONE = json.dumps({"batch": 1, "no_wait": True}).encode()  # a pull request, answered at once when allowed
 SERVICES = ("tracker", "planner")
 IDENTITIES = tuple(dict.fromkeys((*ROLES, CONSOLE)))  # every identity of the configuration
 
@@ -56,14 +71,19 @@ IDENTITIES = tuple(dict.fromkeys((*ROLES, CONSOLE)))  # every identity of the co
 # --- the role identities, against planner and tracker ---------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def secured_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProjectNats]:
-    server = ProjectNats(tmp_path_factory.mktemp("secured-nats"))
+def running_nats(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[ProjectNats]:
+    """The deploy configuration's server in a fresh directory, for a module's tests."""
+    server = ProjectNats(tmp_path_factory.mktemp(name))
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def secured_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProjectNats]:
+    yield from running_nats(tmp_path_factory, "secured-nats")
 
 
 @pytest.fixture(scope="module")
@@ -75,6 +95,40 @@ def secured_system(secured_nats: ProjectNats, tmp_path_factory: pytest.TempPathF
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="module")
+def partitioned_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProjectNats]:
+    yield from running_nats(tmp_path_factory, "partitioned-nats")
+
+
+@pytest.fixture(scope="module")
+async def partitioned_system(
+    partitioned_nats: ProjectNats, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[System]:
+    """Planner and tracker with STEPOUT_TRACKER_PARTITIONS=2, each logged in as itself, started over the
+    topology a single planner left: they must delete its two consumers, under their own identities."""
+    planner = await login(partitioned_nats, "planner")
+    try:
+        await ensure_topology(planner.nc.jetstream(), SUBJECTS, max_deliver=5)
+        assert planner.errors == []
+    finally:
+        await planner.nc.close()
+    running = partitioned_nats.system(
+        tmp_path_factory.mktemp("partitioned-data"), STEPOUT_TRACKER_PARTITIONS=str(PARTITIONS)
+    )
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(params=[1, PARTITIONS], ids=["one-partition", "partitioned"])
+def deployed(request: pytest.FixtureRequest) -> tuple[ProjectNats, System, int]:
+    """The server and the running services, with one partition or with PARTITIONS."""
+    which = "secured" if request.param == 1 else "partitioned"
+    return request.getfixturevalue(f"{which}_nats"), request.getfixturevalue(f"{which}_system"), request.param
 
 
 async def login(server: ProjectNats, role: str) -> Identity:
@@ -146,10 +200,17 @@ async def refused(identity: Identity, subject: str, body: bytes = b"{}") -> None
     await identity.violation(subject)
 
 
-async def test_the_whole_loop_runs_under_the_role_identities(
-    platform: PlatformIdentity, secured_system: System, secured_nats: ProjectNats
-) -> None:
-    marks = log_marks(secured_nats.log_path, *(service.log_path for service in secured_system.services()))
+async def test_the_whole_loop_runs_under_the_role_identities(deployed: tuple[ProjectNats, System, int]) -> None:
+    server, system, _ = deployed
+    platform = await PlatformIdentity.login(server.url)
+    try:
+        await whole_loop(platform, server, system)
+    finally:
+        await platform.nc.close()
+
+
+async def whole_loop(platform: PlatformIdentity, server: ProjectNats, system: System) -> None:
+    marks = log_marks(server.log_path, *(service.log_path for service in system.services()))
     # The platform's own durable push consumer on the outputs is one of the two ways it may read them.
     through_consumer: list[str] = []
 
@@ -201,6 +262,52 @@ async def test_the_whole_loop_runs_under_the_role_identities(
     # Nobody was refused anything along the way.
     assert platform.identity.errors == []
     assert "violation" not in logged_since(marks).lower()
+
+
+async def test_partitioned_services_read_only_their_own_consumers(
+    partitioned_system: System, partitioned_nats: ProjectNats
+) -> None:
+    tracker, planner = await login(partitioned_nats, "tracker"), await login(partitioned_nats, "planner")
+    try:
+        # A single planner's consumers are gone: the services deleted them at start, under their identities.
+        for stream, durable in zip((IN, OUT), SINGLE_PLANNER, strict=True):
+            with pytest.raises(NotFoundError):
+                await planner.nc.jetstream().consumer_info(stream, durable)
+        partitioned = consumers(SUBJECTS, PARTITIONS).values()
+        assert {c.stream for c in partitioned if c.durable.startswith("planner-outcomes-")} == {OUTCOMES}
+        # What each may not read: the other's consumers (a single planner's and tracker's names included,
+        # as a service with one partition would have them), and a platform's consumer of the outputs.
+        others = {
+            "tracker": [
+                *[(c.stream, c.durable) for c in partitioned if c.durable.startswith("planner")],
+                *zip((IN, OUT), SINGLE_PLANNER, strict=True),
+                (OUT, "platform-outputs"),
+            ],
+            "planner": [
+                *[(c.stream, c.durable) for c in partitioned if c.durable.startswith("tracker")],
+                (IN, "tracker"),
+                (OUT, "platform-outputs"),
+            ],
+        }
+        assert len(others["tracker"]) == 2 * PARTITIONS + 3 and len(others["planner"]) == PARTITIONS + 2
+        for identity, name in ((tracker, "tracker"), (planner, "planner")):
+            for stream, durable in others[name]:
+                await refused(identity, f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}", PULL_ONE)
+                await refused(identity, f"$JS.API.CONSUMER.INFO.{stream}.{durable}")
+                ack = f"$JS.ACK.{stream}.{durable}.1.1.1.0.0"
+                await identity.nc.publish(ack, b"")
+                await identity.violation(ack)
+        # The way a service pulls, bound to the other's first partition: nothing comes.
+        for identity, stream, durable in ((tracker, IN, "planner-p0"), (tracker, OUTCOMES, "planner-outcomes-p0"),
+                                          (planner, IN, "tracker-p0")):  # fmt: skip
+            pulling = await identity.nc.jetstream().pull_subscribe_bind(durable, stream=stream)
+            with pytest.raises(nats.errors.TimeoutError):
+                await pulling.fetch(1, timeout=DENIED_S)
+            await identity.violation(f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{durable}")
+    finally:
+        await tracker.nc.close()
+        await planner.nc.close()
+    await topology_intact(partitioned_nats, PARTITIONS)
 
 
 @pytest.mark.parametrize("family", ["challenge.assigned", "progress.updated", "overload.warning"])
@@ -300,23 +407,48 @@ ASKERS: dict[str, tuple[tuple[str, ...], dict[str, Any]]] = {
     "audit-planner": (("auditor", CONSOLE), {"user_id": "u-nobody"}),
     "history-planner": (("tracker",), {"user_id": "u-nobody", "limit": 1}),
 }
-PROBES: list[tuple[str, dict[str, Any], tuple[str, ...]]] = [
-    *[(SUBJECTS.query(name), request, askers) for name, (askers, request) in ASKERS.items()],
-    # Erasure: purging an erased participant's inputs and outputs, deleting single dead letters.
-    (f"$JS.API.STREAM.PURGE.{IN}", {"filter": f"{PREFIX}.attempt.logged.u-nobody"}, ERASERS),
-    (f"$JS.API.STREAM.PURGE.{OUT}", {"filter": f"{PREFIX}.plan.paused.u-nobody"}, ERASERS),
-    (f"$JS.API.STREAM.PURGE.{DLQ}", {"filter": f"{PREFIX}.deadletter.nobody"}, NOBODY),
-    (f"$JS.API.STREAM.MSG.DELETE.{DLQ}", {"seq": FAR}, ERASERS),
-    (f"$JS.API.STREAM.MSG.DELETE.{IN}", {"seq": FAR}, NOBODY),
-    (f"$JS.API.STREAM.MSG.DELETE.{OUT}", {"seq": FAR}, NOBODY),
-    # Reading stored messages one by one: the auditor's way to read stored outputs, nobody else's.
-    (f"$JS.API.STREAM.MSG.GET.{OUT}", {"seq": FAR}, ("auditor",)),
-    (f"$JS.API.STREAM.MSG.GET.{IN}", {"seq": FAR}, NOBODY),
-    (f"$JS.API.STREAM.MSG.GET.{DLQ}", {"seq": FAR}, NOBODY),
-    (f"$JS.API.DIRECT.GET.{OUT}", {"seq": FAR}, NOBODY),
-    *[(f"$JS.API.STREAM.DELETE.{stream}", {}, NOBODY) for stream in (IN, OUT, DLQ)],
-    *[(f"$JS.API.CONSUMER.DELETE.{c.stream}.{c.durable}", {}, NOBODY) for c in consumers(SUBJECTS).values()],
-]
+Probe = tuple[str, dict[str, Any], tuple[str, ...]]
+
+
+def probes(partitions: int) -> list[Probe]:
+    """(subject, request, who may) for the topology of `partitions`."""
+    streams = (IN, OUT, DLQ) if partitions == 1 else (IN, OUT, DLQ, OUTCOMES)
+    found: list[Probe] = [
+        *[(SUBJECTS.query(name), request, askers) for name, (askers, request) in ASKERS.items()],
+        # Erasure: purging an erased participant's inputs and outputs, deleting single dead letters.
+        (f"$JS.API.STREAM.PURGE.{IN}", {"filter": f"{PREFIX}.attempt.logged.u-nobody"}, ERASERS),
+        (f"$JS.API.STREAM.PURGE.{OUT}", {"filter": f"{PREFIX}.plan.paused.u-nobody"}, ERASERS),
+        (f"$JS.API.STREAM.PURGE.{DLQ}", {"filter": f"{PREFIX}.deadletter.nobody"}, NOBODY),
+        (f"$JS.API.STREAM.MSG.DELETE.{DLQ}", {"seq": FAR}, ERASERS),
+        (f"$JS.API.STREAM.MSG.DELETE.{IN}", {"seq": FAR}, NOBODY),
+        (f"$JS.API.STREAM.MSG.DELETE.{OUT}", {"seq": FAR}, NOBODY),
+        # Reading stored messages one by one: the auditor's way to read stored outputs, nobody else's.
+        (f"$JS.API.STREAM.MSG.GET.{OUT}", {"seq": FAR}, ("auditor",)),
+        (f"$JS.API.STREAM.MSG.GET.{IN}", {"seq": FAR}, NOBODY),
+        (f"$JS.API.STREAM.MSG.GET.{DLQ}", {"seq": FAR}, NOBODY),
+        (f"$JS.API.DIRECT.GET.{OUT}", {"seq": FAR}, NOBODY),
+        *[(f"$JS.API.STREAM.DELETE.{stream}", {}, NOBODY) for stream in streams],
+        # Deleting a consumer: nobody's but a single planner's two, which the services delete once the
+        # planner is partitioned (asked of them only where they are gone already: the answer is "not found").
+        *[
+            (f"$JS.API.CONSUMER.DELETE.{c.stream}.{c.durable}", {}, NOBODY)
+            for c in consumers(SUBJECTS, partitions).values()
+            if c.durable not in SINGLE_PLANNER
+        ],
+        *[
+            (f"$JS.API.CONSUMER.DELETE.{stream}.{durable}", {}, ERASERS)
+            for stream, durable in zip((IN, OUT), SINGLE_PLANNER, strict=True)
+        ],
+    ]
+    if partitions > 1:
+        found += [
+            # The planner's copies of the tracker's outcomes: purged on erasure like the outputs, else untouched.
+            (f"$JS.API.STREAM.PURGE.{OUTCOMES}", {"filter": f"{PREFIX}.*.*.*.u-nobody"}, ERASERS),
+            (f"$JS.API.STREAM.MSG.DELETE.{OUTCOMES}", {"seq": FAR}, NOBODY),
+            (f"$JS.API.STREAM.MSG.GET.{OUTCOMES}", {"seq": FAR}, NOBODY),
+            (f"$JS.API.DIRECT.GET.{OUTCOMES}", {"seq": FAR}, NOBODY),
+        ]
+    return found
 
 
 def test_every_query_of_the_contract_is_probed() -> None:
@@ -325,33 +457,52 @@ def test_every_query_of_the_contract_is_probed() -> None:
 
 @pytest.mark.parametrize("role", IDENTITIES)
 async def test_each_role_may_ask_only_its_own_queries_and_stream_operations(
-    role: str, secured_system: System, secured_nats: ProjectNats, tracker_identity: Identity, planner_identity: Identity
+    role: str, deployed: tuple[ProjectNats, System, int]
 ) -> None:
-    identity = await login(secured_nats, role)
+    server, _, partitions = deployed
+    asked = [
+        (subject, body, may)
+        for subject, body, may in probes(partitions)
+        # With one partition a single planner's consumers are in use: a service allowed to delete them would.
+        if not (partitions == 1 and role in may and subject.startswith("$JS.API.CONSUMER.DELETE."))
+    ]
+    identity = await login(server, role)
     try:
         answers = await asyncio.gather(
             *(
                 answered(identity, subject, json.dumps(body).encode(), timeout=5.0 if role in may else DENIED_S)
-                for subject, body, may in PROBES
+                for subject, body, may in asked
             )
         )
         wrong = [
             f"{subject}: {'refused' if answer is None else 'answered'}"
-            for (subject, _, may), answer in zip(PROBES, answers, strict=True)
+            for (subject, _, may), answer in zip(asked, answers, strict=True)
             if (answer is not None) != (role in may)
         ]
         assert wrong == []
-        for subject, _, may in PROBES:
+        for subject, _, may in asked:
             if role not in may:
                 await identity.violation(subject)
     finally:
         await identity.nc.close()
-    # Every stream and durable consumer is still there, each asked by a service that may.
-    for stream in (IN, OUT, DLQ):
-        assert (await tracker_identity.nc.jetstream().stream_info(stream)).config.name == stream
-    for consumer in consumers(SUBJECTS).values():
-        owner = planner_identity if consumer.durable.startswith("planner") else tracker_identity
-        assert (await owner.nc.jetstream().consumer_info(consumer.stream, consumer.durable)).name == consumer.durable
+    await topology_intact(server, partitions)
+
+
+async def topology_intact(server: ProjectNats, partitions: int) -> None:
+    """Every stream and durable consumer is still there as declared, each asked by a service that may."""
+    tracker, planner = await login(server, "tracker"), await login(server, "planner")
+    try:
+        for stream in (IN, OUT, DLQ) if partitions == 1 else (IN, OUT, DLQ, OUTCOMES):
+            assert (await tracker.nc.jetstream().stream_info(stream)).config.name == stream
+        for consumer in consumers(SUBJECTS, partitions).values():
+            owner = planner if consumer.durable.startswith("planner") else tracker
+            info = await owner.nc.jetstream().consumer_info(consumer.stream, consumer.durable)
+            stored = info.config.filter_subjects or [info.config.filter_subject]
+            assert sorted(stored) == sorted(consumer.filter_subjects), consumer.durable
+        assert tracker.errors == planner.errors == []
+    finally:
+        await tracker.nc.close()
+        await planner.nc.close()
 
 
 async def test_the_auditor_gets_the_platforms_answer_to_each_public_query(
@@ -732,6 +883,64 @@ async def test_a_wrong_password_is_refused_at_once(secured_nats: ProjectNats, tm
     finally:
         tracker.stop()
     assert "STEPOUT_NATS_USER/STEPOUT_NATS_PASSWORD" in tracker.log_path.read_text()
+
+
+# --- the cluster of docker-compose.yml ---------------------------------------------------------------
+
+
+async def test_the_services_run_under_their_identities_on_the_compose_cluster(tmp_path: Path) -> None:
+    """JetStream clustering asks nothing more of the identities, and no server joins without the route password."""
+    cluster = ComposeCluster(tmp_path / "cluster")
+    assert [node.name for node in cluster.nodes] == ["nats-1", "nats-2", "nats-3"]
+    system = cluster.system(
+        tmp_path / "data", STEPOUT_TRACKER_PARTITIONS=str(PARTITIONS), STEPOUT_STREAM_REPLICAS=str(len(cluster.nodes))
+    )
+    rogue: subprocess.Popen[bytes] | None = None
+    try:
+        cluster.start()
+        system.start()
+        # A server that knows the cluster's name and a route port, but not the password, stays outside.
+        rogue_port = free_port()
+        rogue_route = f"nats://127.0.0.1:{cluster.route_ports[0]}"
+        rogue_command = ["-a", "127.0.0.1", "-p", str(rogue_port), "--cluster_name", "stepout",
+                         "--cluster", f"nats://127.0.0.1:{free_port()}", "--routes", rogue_route]  # fmt: skip
+        with (tmp_path / "rogue.log").open("ab") as log:
+            rogue = subprocess.Popen([nats_server_binary(), *rogue_command], stdout=log, stderr=log)
+        await asyncio.sleep(1.0)
+        overheard: list[str] = []
+
+        async def overhear(msg: Msg) -> None:
+            overheard.append(msg.subject)
+
+        eavesdropper = await nats.connect(f"nats://127.0.0.1:{rogue_port}")
+        await eavesdropper.subscribe(">", cb=overhear)
+        await eavesdropper.flush()
+
+        # The whole loop, the platform on another node than some of the services.
+        platform = await PlatformIdentity.login(cluster.nodes[-1].url)
+        try:
+            await settled(platform, "u-cluster")
+        finally:
+            await platform.nc.close()
+        tracker = await service_identity(cluster.nodes[1].url, "tracker", cluster.passwords["tracker"])
+        try:
+            for stream in (IN, OUT, DLQ, OUTCOMES):
+                info = await tracker.nc.jetstream().stream_info(stream)
+                assert info.config.num_replicas == len(cluster.nodes), stream
+                assert info.cluster is not None and len(info.cluster.replicas or []) == len(cluster.nodes) - 1, stream
+            assert tracker.errors == []
+        finally:
+            await tracker.nc.close()
+        await eavesdropper.close()
+        assert overheard == []
+        assert "Authorization Violation" in (tmp_path / "rogue.log").read_text()
+    finally:
+        if rogue is not None:
+            rogue.terminate()
+            rogue.wait(timeout=10)
+        system.stop()
+        cluster.stop()
+    assert "violation" not in (cluster.logs() + system.logs()).lower()
 
 
 # --- the store at rest -----------------------------------------------------------------------------

@@ -100,6 +100,27 @@ def compose() -> dict[str, Any]:
     return yaml.safe_load((ROOT / "docker-compose.yml").read_text())  # type: ignore[no-any-return]
 
 
+def nats_nodes() -> dict[str, dict[str, Any]]:
+    """Compose services that run nats-server, by name."""
+    return {name: service for name, service in compose()["services"].items() if name.startswith("nats")}
+
+
+def command_of(service: dict[str, Any]) -> list[str]:
+    command = service["command"]
+    return command if isinstance(command, list) else shlex.split(command)
+
+
+def flag(command: list[str], name: str) -> str:
+    """The value after `name` in a command line."""
+    assert command.count(name) == 1, f"{name} in {command}"
+    return command[command.index(name) + 1]
+
+
+def interpolated(value: str, **variables: str) -> str:
+    """`value` as compose would pass it, `${NAME}`, `${NAME:?message}` and `${NAME:-default}` replaced."""
+    return re.sub(r"\$\{(\w+)(?::?[?-][^}]*)?\}", lambda m: variables[m.group(1)], value)
+
+
 def stepout_services() -> Iterator[tuple[str, dict[str, Any]]]:
     """Compose services that run the image of our Dockerfile."""
     for name, service in compose()["services"].items():
@@ -248,9 +269,9 @@ SERVICES = {"planner", "tracker"}
 HEALTH_PATHS = {"planner": "/readyz", "tracker": "/readyz", "console": "/healthz"}
 
 
-def test_compose_runs_one_planner_two_trackers_and_a_console_with_valid_stepout_commands() -> None:
+def test_compose_runs_two_planners_two_trackers_and_a_console_with_valid_stepout_commands() -> None:
     roles = sorted(role_of(service) for _, service in stepout_services())
-    assert roles == ["console", "planner", "tracker", "tracker"]
+    assert roles == ["console", "planner", "planner", "tracker", "tracker"]
 
 
 def test_compose_sets_only_known_settings_and_the_postgres_store() -> None:
@@ -262,12 +283,13 @@ def test_compose_sets_only_known_settings_and_the_postgres_store() -> None:
             if key.startswith("STEPOUT_") and key.removeprefix("STEPOUT_").lower() not in Settings.model_fields
         ]
         assert unknown == [], name
-        assert env["STEPOUT_HTTP_HOST"] == "0.0.0.0" and env["STEPOUT_NATS_URL"] == "nats://nats:4222"
-        # Each logs in as itself, with the password the nats service gives that identity.
+        assert env["STEPOUT_HTTP_HOST"] == "0.0.0.0"
+        # Each logs in as itself, with the password every nats node gives that identity.
         role = role_of(service)
         assert env["STEPOUT_NATS_USER"] == role, name
         password = f"STEPOUT_NATSD_{role.upper()}_PASSWORD"
-        assert env["STEPOUT_NATS_PASSWORD"] == compose()["services"]["nats"]["environment"][password], name
+        for node in nats_nodes().values():
+            assert env["STEPOUT_NATS_PASSWORD"] == node["environment"][password], name
         if role in SERVICES:
             assert env["STEPOUT_ENVIRONMENT"] == "production", name
             assert env["STEPOUT_STORE"] == "postgres" and env["STEPOUT_POSTGRES_DSN"].startswith("postgresql://")
@@ -284,7 +306,7 @@ def test_compose_gives_the_console_its_accounts_and_secret_and_no_key() -> None:
     assert "${STEPOUT_CONSOLE_USERS_FILE:?" in "".join(v for v in console["volumes"] if v.endswith(f":{users}:ro"))
     # Neither the master key nor the stores: the console reads the services through their queries only.
     assert {"STEPOUT_CIPHER_KEY", "STEPOUT_POSTGRES_DSN", "STEPOUT_KEYSTORE_DSN", "STEPOUT_API_TOKENS"}.isdisjoint(env)
-    assert set(console["depends_on"]) == {"nats", "planner", "tracker-1", "tracker-2"}
+    assert set(console["depends_on"]) == {*nats_nodes(), "planner-1", "planner-2", "tracker-1", "tracker-2"}
 
 
 def service_port(service: dict[str, Any]) -> int:
@@ -357,13 +379,100 @@ def test_grafana_loads_the_dashboards_from_where_compose_mounts_them() -> None:
         assert {v["name"]: v["query"] for v in board["templating"]["list"]}["datasource"] == source["type"]
 
 
-def test_the_nats_service_loads_the_shared_server_configuration() -> None:
-    nats = compose()["services"]["nats"]
-    command = nats["command"] if isinstance(nats["command"], list) else shlex.split(nats["command"])
-    config = command[command.index("--config") + 1]
-    assert f"./deploy/nats/nats-server.conf:{config}:ro" in nats["volumes"]
-    referenced = set(re.findall(r"\$(STEPOUT_NATSD_[A-Z_]+)", (DEPLOY / "nats/nats-server.conf").read_text()))
-    assert referenced <= set(nats["environment"]), "the server configuration reads a variable compose does not set"
+NATS_CONFIG = DEPLOY / "nats/nats-server.conf"
+CLIENT_PORT, ROUTE_PORT = 4222, 6222
+
+
+def test_every_nats_node_loads_the_shared_server_configuration() -> None:
+    referenced = set(re.findall(r"\$(STEPOUT_NATSD_[A-Z_]+)", NATS_CONFIG.read_text()))
+    for name, node in nats_nodes().items():
+        config = flag(command_of(node), "--config")
+        assert f"./deploy/nats/nats-server.conf:{config}:ro" in node["volumes"], name
+        assert referenced <= set(node["environment"]), (
+            f"{name}: the configuration reads a variable compose does not set"
+        )
+    # The same identities and the same key at rest on every node.
+    assert len({json.dumps(node["environment"], sort_keys=True) for node in nats_nodes().values()}) == 1
+
+
+def test_compose_runs_three_nats_nodes_in_one_cluster_each_with_its_own_store() -> None:
+    nodes = nats_nodes()
+    assert sorted(nodes) == ["nats-1", "nats-2", "nats-3"]
+    assert len({node["image"] for node in nodes.values()}) == 1
+    volumes = compose()["volumes"]
+    stores = []
+    for name, node in nodes.items():
+        command = command_of(node)
+        assert flag(command, "--server_name") == name
+        assert flag(command, "--cluster_name") == "stepout"
+        # Routes want the route user's password, given at `up`: no container of the network joins without it.
+        assert "${STEPOUT_NATSD_ROUTE_PASSWORD:?" in flag(command, "--cluster"), name
+        password = {"STEPOUT_NATSD_ROUTE_PASSWORD": "pw"}
+        listen = urlparse(interpolated(flag(command, "--cluster"), **password))
+        assert (listen.hostname, listen.port, listen.username, listen.password) == (
+            "0.0.0.0",
+            ROUTE_PORT,
+            "route",
+            "pw",
+        )
+        routes = [urlparse(url) for url in interpolated(flag(command, "--routes"), **password).split(",")]
+        assert sorted(route.hostname or "" for route in routes) == sorted(set(nodes) - {name}), name
+        assert {(route.port, route.username, route.password) for route in routes} == {(ROUTE_PORT, "route", "pw")}
+        # Its own store: a named volume at the directory the configuration reads.
+        [store] = [v for v in node["volumes"] if v.endswith(":" + node["environment"]["STEPOUT_NATSD_STORE_DIR"])]
+        assert store.split(":")[0] in volumes, name
+        stores.append(store.split(":")[0])
+        assert [p.rsplit(":", 1)[-1] for p in node["ports"]] == [str(CLIENT_PORT)], name
+        # Healthy only with JetStream running, which the services need before anything else.
+        assert "js-enabled-only=true" in " ".join(node["healthcheck"]["test"]), name
+    assert len(set(stores)) == len(nodes)
+
+
+def test_every_stepout_service_lists_every_nats_node_and_waits_for_them() -> None:
+    urls = sorted(f"nats://{name}:{CLIENT_PORT}" for name in nats_nodes())
+    for name, service in stepout_services():
+        assert sorted(service["environment"]["STEPOUT_NATS_URL"].split(",")) == urls, name
+        waits = service["depends_on"]
+        assert all(waits[node]["condition"] == "service_healthy" for node in nats_nodes()), name
+
+
+def test_compose_replicates_the_streams_and_partitions_planners_and_trackers_alike() -> None:
+    services = [(name, service) for name, service in stepout_services() if role_of(service) in SERVICES]
+    replicas = {role: sum(role_of(s) == role for _, s in services) for role in SERVICES}
+    assert replicas == {"planner": 2, "tracker": 2}
+    expected = {
+        # Every stream on every node.
+        "STEPOUT_STREAM_REPLICAS": str(len(nats_nodes())),
+        "STEPOUT_PLANNER_REPLICAS": str(replicas["planner"]),
+        "STEPOUT_TRACKER_REPLICAS": str(replicas["tracker"]),
+    }
+    partitions = {service["environment"]["STEPOUT_TRACKER_PARTITIONS"] for _, service in services}
+    # The same topology declared by every service: one partition count, more partitions than replicas.
+    assert len(partitions) == 1
+    [count] = partitions
+    assert int(count) >= max(replicas.values())
+    for name, service in services:
+        env = service["environment"]
+        assert {key: env.get(key) for key in expected} == expected, name
+        settings = Settings(
+            **{key.removeprefix("STEPOUT_").lower(): env[key] for key in (*expected, "STEPOUT_TRACKER_PARTITIONS")}
+        )
+        assert settings.tracker_partitions == int(count) and settings.stream_replicas == len(nats_nodes())
+    # The server names the consumers of every partition compose runs (deploy/nats/nats-server.conf lists each
+    # partition's), each in its own service's identity only.
+    rights = {role: identity_block(role.upper()) for role in SERVICES}
+    for k in range(int(count)):
+        for role, other in (("tracker", "planner"), ("planner", "tracker")):
+            for subject in (f"$JS.API.CONSUMER.MSG.NEXT.STEPOUT_IN.{role}-p{k}", f"$JS.ACK.STEPOUT_IN.{role}-p{k}.>"):
+                assert f'"{subject}"' in rights[role] and subject not in rights[other], subject
+
+
+def identity_block(name: str) -> str:
+    """The permissions of one identity of deploy/nats/nats-server.conf (`NAME = { ... }`), comments left out."""
+    text = NATS_CONFIG.read_text()
+    start = text.index(f"\n  {name} = {{\n")
+    block = text[start : text.index("\n  }\n", start)]
+    return "\n".join(line for line in block.splitlines() if not line.lstrip().startswith("#"))
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: Path(p).name)

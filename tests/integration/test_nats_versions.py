@@ -4,6 +4,7 @@ and what the server stored checked against what was asked, whatever it said its 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -115,12 +116,26 @@ async def test_partitioned_inputs_and_byte_limits_are_stored_as_asked(supported_
         assert stored.config.subject_transform is not None
         assert stored.config.max_bytes == 8 * 1024**2 and stored.config.discard == "new"
         assert (await js.stream_info(subjects.dlq_stream)).config.discard == "old"
-        planner = await js.consumer_info(subjects.in_stream, "planner")
-        # Every participant input, well-formed (in its partition) or not (left as published).
+        # Each planner partition its participant inputs; partition 0 also those left as published.
         p = subjects.prefix
-        assert consumer_fields(planner.config)["filter_subjects"] == sorted(
-            [f"{p}.participant.>", *(f"{p}.{k}.participant.*.*" for k in range(3))]
-        )
+        for k in range(3):
+            planner = await js.consumer_info(subjects.in_stream, f"planner-p{k}")
+            unmapped = [f"{p}.participant.>"] if k == 0 else []
+            assert consumer_fields(planner.config)["filter_subjects"] == sorted([f"{p}.{k}.participant.*.*", *unmapped])
+        # The tracker's outcomes, sourced with the partition after the prefix (a subject transform of a source).
+        outcomes = await js.stream_info(subjects.outcomes_stream)
+        assert outcomes.config.retention == "workqueue"
+        [source] = outcomes.config.sources or []
+        assert source.name == subjects.out_stream and len(source.subject_transforms or []) == 2
+        await js.publish(f"{p}.progress.updated.u-1", b"{}")
+        for _ in range(50):
+            subjects_now = (await js.stream_info(subjects.outcomes_stream, subjects_filter=f"{p}.*.>")).state.subjects
+            if subjects_now:
+                break
+            await asyncio.sleep(0.1)
+        [(mapped, _)] = (subjects_now or {}).items()
+        partition = mapped.split(".")[1]
+        assert mapped == f"{p}.{partition}.progress.updated.u-1" and partition in {"0", "1", "2"}
     finally:
         await nc.close()
 
@@ -357,7 +372,7 @@ def test_what_a_server_returns_compares_equal_to_what_was_asked_once_normalised(
 
 
 def test_compose_runs_a_nats_server_at_or_above_the_floor() -> None:
-    image = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["nats"]["image"]
+    image = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]["nats-1"]["image"]
     tag = image.split(":", 1)[1].split("-", 1)[0]
     assert is_supported(tag if tag.count(".") == 2 else f"{tag}.0"), image
 

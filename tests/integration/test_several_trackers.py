@@ -4,21 +4,16 @@ over its partitions: exact counts, and each participant's attempts in the order 
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from support import (
-    POSTGRES_DSN,
     NatsServer,
     Platform,
     ServiceProcess,
     free_port,
     new_prefix,
-    postgres_or_skip,
     service_env,
 )
 
@@ -26,28 +21,16 @@ USERS = [f"u-{i:02d}" for i in range(24)]
 ATTEMPTS_EACH = 10
 
 
-@pytest.fixture
-def postgres_schema() -> Iterator[str]:
-    postgres_or_skip()
-    schema = f"t{uuid.uuid4().hex[:12]}"
-    yield schema
-    with psycopg.connect(POSTGRES_DSN, autocommit=True) as conn:
-        for service in ("tracker", "planner"):
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema}_{service} CASCADE")
-
-
 @pytest.mark.faults
 async def test_three_trackers_share_the_load_and_survive_losing_one(
-    nats_server: NatsServer, tmp_path: Path, postgres_schema: str
+    nats_server: NatsServer, tmp_path: Path, postgres_settings: dict[str, str]
 ) -> None:
     prefix = new_prefix()
     env = service_env(
         nats_server.url,
         tmp_path,
         prefix,
-        STEPOUT_STORE="postgres",
-        STEPOUT_POSTGRES_DSN=POSTGRES_DSN,
-        STEPOUT_POSTGRES_SCHEMA=postgres_schema,
+        **postgres_settings,
         STEPOUT_TRACKER_PARTITIONS="6",
         STEPOUT_TRACKER_REPLICAS="3",
         STEPOUT_ACK_WAIT_SECONDS="2",

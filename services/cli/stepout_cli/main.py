@@ -21,6 +21,10 @@ def parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the services")
     run.add_argument("which", nargs="?", default="all", choices=["all", "planner", "tracker", "console"])
+    cluster = commands.add_parser("cluster", help="a JetStream cluster of nats-server nodes on loopback (development)")
+    cluster.add_argument("--nodes", type=int, default=3, choices=range(3, 8), metavar="N", help="how many, 3 to 7 (3)")
+    cluster.add_argument("--port", type=int, default=4241, help="the first node's client port; the next nodes' follow")
+    cluster.add_argument("--route-port", type=int, default=6241, help="the first node's route port, the same way")
     console = commands.add_parser("console", help="the console for coaches and auditors")
     console_commands = console.add_subparsers(dest="action", required=True)
     console_commands.add_parser(
@@ -109,6 +113,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"stepout: {exc}", file=sys.stderr)  # the cause is in the log above
                 return 1
             raise
+    if args.command == "cluster":
+        from .cluster import nodes, run_cluster
+        from .run import jetstream_key
+
+        return run_cluster(
+            nodes(args.nodes, settings.data_dir / "cluster", args.port, args.route_port), jetstream_key(settings)
+        )
     if args.command == "console":
         from .console import hash_password_command
 

@@ -6,10 +6,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
 import subprocess
 import sys
-import time
 
 from stepout_contract.settings import Settings
 from stepout_runtime.connection import connect_options
@@ -17,6 +15,7 @@ from stepout_runtime.keystore import KeyStore, keystore_location
 from stepout_runtime.master_key import master_key
 
 from . import natsd
+from .processes import Signals, stop_all, watch
 
 log = logging.getLogger("stepout.run")
 STOP_GRACE_S = 8.0
@@ -45,15 +44,8 @@ def jetstream_key(settings: Settings) -> str:
 def run_all(settings: Settings) -> int:
     """NATS (found, or started here: see `natsd.find_or_start`), then planner, tracker and console; stop all
     on a signal."""
-    stopping = False
-
-    def stop(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-
     # From the start: a signal while NATS is being found or started still stops what was started.
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
+    signals = Signals()
     options = connect_options(settings, "stepout-run")
     options.pop("servers")
     try:
@@ -66,25 +58,11 @@ def run_all(settings: Settings) -> int:
         env["STEPOUT_NATS_URL"] = nats_server.url  # the server started beside an older one
     children = {
         name: subprocess.Popen([sys.executable, "-m", "stepout_cli.main", "run", name], env=env)
-        for name in (() if stopping else ("planner", "tracker", "console"))
+        for name in (() if signals.stopping else ("planner", "tracker", "console"))
     }
-    code = 0
-    while not stopping:
-        for name, child in children.items():
-            if child.poll() is not None:
-                log.error("service exited", extra={"service": name, "code": child.returncode})
-                stopping, code = True, 1
-        time.sleep(0.2)
+    code = watch(children, signals, "service")
     log.info("stopping")
-    for child in children.values():
-        if child.poll() is None:
-            child.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE_S
-    for child in children.values():
-        try:
-            child.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
+    stop_all(children, STOP_GRACE_S)
     nats_server.stop()
     log.info("stopped")
     return code

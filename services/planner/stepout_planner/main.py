@@ -30,6 +30,7 @@ from stepout_runtime.metrics import PlannerMetrics
 from stepout_runtime.outbox import Erase, OutboxRelay, relay_for
 from stepout_runtime.service import QueryError, Service, ServiceParts
 from stepout_runtime.store import eventsourcing_env, location, setup_lock
+from stepout_runtime.topology import planner_partitions
 from stepout_runtime.views import RowSealer, ViewStore
 
 from .application import PlannerApplication, owner_of
@@ -120,15 +121,20 @@ def build(settings: Settings) -> tuple[ServiceParts, PlannerApplication]:
 
         return relay_for(app, js, executor=outbox, metrics=metrics, erase=erase)
 
+    partitions = planner_partitions(settings.tracker_partitions)
     parts = ServiceParts(
         name="planner",
         port=settings.planner_port,
         metrics=metrics,
         registry=registry,
         ingest={
-            "planner": (PARTICIPANT_TYPES, app.handle_batch),
-            "planner-outcomes": (OUTCOME_TYPES, app.handle_batch),
+            durable: (OUTCOME_TYPES if "outcomes" in durable else PARTICIPANT_TYPES, app.handle_batch)
+            for durables in partitions.values()
+            for durable in durables
         },
+        # A partition's participant inputs and the tracker's outcomes: one lease, one planner at a time.
+        lease_groups=partitions,
+        replicas=settings.planner_replicas,
         relay=relay,
         # history-planner: the planner's part of `history`, asked by the tracker.
         queries={

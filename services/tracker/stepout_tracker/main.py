@@ -160,6 +160,7 @@ def build(settings: Settings) -> tuple[ServiceParts, TrackerApplication]:
         ),
         refresh_gauges=refresh_gauges,
         leases=leases_for(where, f"{settings.subject_prefix}/tracker"),
+        replicas=settings.tracker_replicas,
     )
     return parts, app
 
