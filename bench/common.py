@@ -50,6 +50,12 @@ class NatsServer:
             time.sleep(0.05)
         raise RuntimeError("nats-server did not start")
 
+    async def ready(self) -> None:
+        """Listening is ready: a single server's JetStream needs no election."""
+
+    def pids(self) -> list[int]:
+        return [self.process.pid] if self.process else []
+
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
@@ -87,12 +93,38 @@ class Service:
             self.process.send_signal(signal.SIGTERM)
             self.process.wait(30)
 
+    def pids(self) -> list[int]:
+        return [self.process.pid] if self.process else []
+
     def rss_mb(self) -> float:
         assert self.process is not None
         for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
         return 0.0
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time the processes `pids` have used so far (Linux /proc)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15 of stat(5)
+    return total / ticks
+
+
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine so far, every core (Linux /proc/stat)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """How busy the machine's cores were between two `machine_ticks()`: 1.0 is every core all the time."""
+    total = after[1] - before[1]
+    return (after[0] - before[0]) / total if total else 0.0
 
 
 def service_env(nats_url: str, data_dir: Path, prefix: str, **extra: str) -> dict[str, str]:

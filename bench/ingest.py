@@ -6,14 +6,14 @@ import asyncio
 import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import nats
 
 from stepout_contract.subjects import Subjects
 from stepout_runtime.topology import ensure_topology
 
-from .common import NatsServer, Service, attempt_messages, cloud_event, service_env
+from .common import NatsServer, Service, attempt_messages, cloud_event, cpu_seconds, service_env
 from .watch import BASELINE, add_baseline_consumer
 
 USERS = [f"b-{i:04d}" for i in range(200)]
@@ -77,8 +77,28 @@ async def enrolled(js: Any, prefix: str, users: list[str], tracker: Service, sub
     await drained(js, subjects.in_stream, "tracker", len(users), 600)
 
 
-async def run_ingest(work: Path, n: int, store: dict[str, str], label: str) -> dict[str, float]:
-    server = NatsServer(work / f"nats-{label}")
+class Server(Protocol):
+    """One nats-server or a cluster of them: where the services connect, started and stopped."""
+
+    @property
+    def url(self) -> str: ...
+
+    def start(self) -> None: ...
+
+    async def ready(self) -> None: ...
+
+    def pids(self) -> list[int]: ...
+
+    def stop(self) -> None: ...
+
+
+async def run_ingest(
+    work: Path, n: int, store: dict[str, str], label: str, server: Server | None = None
+) -> dict[str, float]:
+    """The tracker draining `n` preloaded attempts of 200 enrolled participants, against a raw consumer
+    of the same messages; on one nats-server of its own unless `server` is given. `store` holds the
+    service's STEPOUT_* settings: the store, and STEPOUT_STREAM_REPLICAS on a cluster."""
+    server = server or NatsServer(work / f"nats-{label}")
     server.start()
     prefix = f"bench{label}"
     subjects = Subjects(prefix)
@@ -86,9 +106,11 @@ async def run_ingest(work: Path, n: int, store: dict[str, str], label: str) -> d
     (work / f"data-{label}").mkdir(parents=True, exist_ok=True)
     tracker = Service("tracker", env, work / f"tracker-{label}.log")
     try:
-        nc = await nats.connect(server.url)
+        await server.ready()
+        nc = await nats.connect(server.url.split(","))
         js = nc.jetstream()
-        await ensure_topology(js, subjects, max_deliver=20, ack_wait=30)
+        replicas = int(store.get("STEPOUT_STREAM_REPLICAS", "1"))
+        await ensure_topology(js, subjects, max_deliver=20, ack_wait=30, replicas=replicas)
         await add_baseline_consumer(js, subjects.in_stream)
         # Enrol first so that every attempt is valid, then preload the attempts.
         await enrolled(js, prefix, USERS, tracker, subjects)
@@ -97,7 +119,10 @@ async def run_ingest(work: Path, n: int, store: dict[str, str], label: str) -> d
 
         baseline = await baseline_rate(js, subjects.in_stream, n + len(USERS))
         tracker.start()
+        # CPU while draining: what the tracker and the nats-server processes each spend per attempt.
+        tracker_cpu, nats_cpu = cpu_seconds(tracker.pids()), cpu_seconds(server.pids())
         seconds = await drained(js, subjects.in_stream, "tracker", n, 600)
+        tracker_cpu, nats_cpu = cpu_seconds(tracker.pids()) - tracker_cpu, cpu_seconds(server.pids()) - nats_cpu
         rss = tracker.rss_mb()
         await nc.close()
         return {
@@ -105,6 +130,8 @@ async def run_ingest(work: Path, n: int, store: dict[str, str], label: str) -> d
             "ingest_attempts_per_s": n / seconds,
             "ratio": n / seconds / baseline,
             "rss_mb": rss,
+            "tracker_cpu_ms_per_attempt": tracker_cpu * 1000 / n,
+            "nats_cpu_ms_per_attempt": nats_cpu * 1000 / n,
         }
     finally:
         tracker.stop()

@@ -17,6 +17,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from .cluster import run_cluster_ingest
 from .endtoend import run_end_to_end
 from .fetchers import rows as fetcher_rows
 from .fetchers import run_fetchers
@@ -28,7 +29,7 @@ from .scaling import run_trackers
 
 POSTGRES_DSN = os.environ.get("STEPOUT_BENCH_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 RESULTS = Path(__file__).with_name("results.json")
-PARTS = ("ingest", "fetchers", "endtoend", "trackers", "latency", "rebuild", "memory", "decision", "drain")
+PARTS = ("ingest", "fetchers", "endtoend", "trackers", "cluster", "latency", "rebuild", "memory", "decision", "drain")
 
 
 def table(results: dict[str, object]) -> str:
@@ -52,6 +53,38 @@ def table(results: dict[str, object]) -> str:
                     ">= 0.45x" if count == 2 else "",
                 )
             )
+            rows.append(
+                (
+                    "  while draining",
+                    f"machine {r['machine_busy']:.0%} busy; trackers' CPU {r['trackers_cpu_ms_per_attempt']:.2f} ms"
+                    " per attempt",
+                    "",
+                )
+            )
+    one, two = results.get("trackers_1"), results.get("trackers_2")
+    if isinstance(one, dict) and isinstance(two, dict):
+        rows.append(("  2 trackers / 1 tracker", f"{two['attempts_per_s'] / one['attempts_per_s']:.2f}x", ""))
+    r = results.get("cluster")
+    if isinstance(r, dict):
+        for label, key in (("one node, R1", "one_node"), (f"{r['nodes']}-node cluster, R{r['nodes']}", "cluster")):
+            c = r[key]
+            rows.append(
+                (
+                    f"ingest SQLite, {label}",
+                    f"{c['ingest_attempts_per_s']:,.0f} attempts/s = {c['ratio']:.2f}x"
+                    f" (baseline {c['baseline_msgs_per_s']:,.0f})",
+                    "",
+                )
+            )
+            rows.append(
+                (
+                    "  CPU per attempt while draining",
+                    f"tracker {c['tracker_cpu_ms_per_attempt']:.2f} ms, nats-server"
+                    f"{'s' if key == 'cluster' else ''} {c['nats_cpu_ms_per_attempt']:.2f} ms",
+                    "",
+                )
+            )
+        rows.append(("  cluster ingest / one-node ingest", f"{r['ratio_to_one_node']:.2f}x", ""))
     r = results.get("endtoend")
     if isinstance(r, dict):
         rows.append(
@@ -159,6 +192,8 @@ def main() -> int:
         if "trackers" in args.only:
             for count in (1, 2):
                 results[f"trackers_{count}"] = asyncio.run(run_trackers(work, args.messages, count, POSTGRES_DSN))
+        if "cluster" in args.only:
+            results["cluster"] = asyncio.run(run_cluster_ingest(work, args.messages))
         if "latency" in args.only:
             results["latency"] = asyncio.run(run_latency(work, args.rate, args.seconds))
         if "rebuild" in args.only:

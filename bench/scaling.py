@@ -33,7 +33,16 @@ from stepout_contract.subjects import Subjects
 from stepout_runtime.leases import PostgresLeases
 from stepout_runtime.topology import ensure_topology, tracker_durables
 
-from .common import NatsServer, Service, attempt_messages, free_port, service_env
+from .common import (
+    NatsServer,
+    Service,
+    attempt_messages,
+    busy_share,
+    cpu_seconds,
+    free_port,
+    machine_ticks,
+    service_env,
+)
 from .ingest import baseline_rate, enrolment_messages, publish_all
 from .watch import add_baseline_consumer, dead_letters, delivered, drained_at, first_deliveries, outstanding
 
@@ -150,10 +159,13 @@ async def run_trackers(work: Path, n: int, trackers: int, dsn: str, participants
                 since = await ready_to_time(js, subjects.in_stream, durables, n)
                 offsets = [s.log.stat().st_size for s in services]
                 await start_all(services)
+                pids = [pid for s in services for pid in s.pids()]
+                machine, trackers_cpu = machine_ticks(), cpu_seconds(pids)
             finally:
                 held.close()
             firsts = await first_deliveries(js, subjects.in_stream, since, TIMEOUT_S)
             done = await drained_at(js, subjects.in_stream, durables, TIMEOUT_S)
+            busy, trackers_cpu = busy_share(machine, machine_ticks()), cpu_seconds(pids) - trackers_cpu
             dead = await dead_letters(js, subjects.dlq_stream)
         finally:
             await nc.close()
@@ -176,6 +188,10 @@ async def run_trackers(work: Path, n: int, trackers: int, dsn: str, participants
         "attempts_per_s": per_s,
         "ratio": per_s / baseline,
         "start_skew_s": max(firsts.values()) - first,
+        # Where the time went: the machine's cores (every process, PostgreSQL and nats-server too) and
+        # the trackers' own CPU per attempt, while draining.
+        "machine_busy": busy,
+        "trackers_cpu_ms_per_attempt": trackers_cpu * 1000 / n,
         "trackers_consuming": sum(1 for count in taken if count),
         "most_partitions_on_one_tracker": max(taken),
         "redelivery_waits": sum(
