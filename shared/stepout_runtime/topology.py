@@ -239,9 +239,17 @@ async def ensure_topology(
     Raises `TopologyMismatch` when what the server stored differs from what was asked, and
     `TopologyError` when the server has no room for a stream's byte limit.
     """
-    settings_of = [*LIMIT_SETTINGS, LIMIT_SETTINGS[1]]  # the outcomes stream has the output stream's limit
-    for stream, setting in zip(stream_configs(subjects, partitions, limits), settings_of, strict=False):
+    in_limit, out_limit, dlq_limit = LIMIT_SETTINGS
+    # The setting that bounds each stream; the outcomes stream has the output stream's limit.
+    setting_of = {
+        subjects.in_stream: in_limit,
+        subjects.out_stream: out_limit,
+        subjects.dlq_stream: dlq_limit,
+        subjects.outcomes_stream: out_limit,
+    }
+    for stream in stream_configs(subjects, partitions, limits):
         assert stream.name is not None
+        setting = setting_of[stream.name]
         try:
             existing = await js.stream_info(stream.name)
         except NotFoundError:

@@ -122,15 +122,17 @@ def build(settings: Settings) -> tuple[ServiceParts, PlannerApplication]:
         return relay_for(app, js, executor=outbox, metrics=metrics, erase=erase)
 
     partitions = planner_partitions(settings.tracker_partitions)
+    read_by_partition: tuple[dict[str, Any], dict[str, Any]] = (PARTICIPANT_TYPES, OUTCOME_TYPES)
     parts = ServiceParts(
         name="planner",
         port=settings.planner_port,
         metrics=metrics,
         registry=registry,
+        # Each partition: the participant inputs' consumer, then the tracker's outcomes'.
         ingest={
-            durable: (OUTCOME_TYPES if "outcomes" in durable else PARTICIPANT_TYPES, app.handle_batch)
+            durable: (types, app.handle_batch)
             for durables in partitions.values()
-            for durable in durables
+            for durable, types in zip(durables, read_by_partition, strict=True)
         },
         # A partition's participant inputs and the tracker's outcomes: one lease, one planner at a time.
         lease_groups=partitions,
