@@ -9,7 +9,7 @@ LOCK_BUILD   := requirements/build.txt
 LOCK_RUNTIME := requirements/runtime.txt
 LOCK_DEV     := requirements/dev.txt
 
-.PHONY: install lock run cluster simulate test test-unit lint format bench asyncapi rules-doc clean ops-tools browser check-deploy
+.PHONY: install lock run cluster simulate test test-unit lint format bench asyncapi rules-doc clean ops-tools browser check-deploy advisories
 
 ## Only locked packages, each file checked against its hash: the build tools first, then the dev lock
 ## (a package without a wheel, like nkeys, is built by the locked setuptools, not by one fetched for the build),
@@ -110,6 +110,13 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy shared services tools
+	$(BIN)/python -m stepout_advisories check
+
+## The advisories PyPI lists for every version pinned in requirements/*.txt, into requirements/advisories.json
+## (needs PyPI): after `make lock`, and now and then. `make lint` checks the locks against it with the network closed,
+## and asks PyPI again when it answers; requirements/advisories.ignore lets an advisory pass, with a reason.
+advisories: install
+	$(BIN)/python -m stepout_advisories refresh
 
 format: install
 	$(BIN)/ruff format .
