@@ -9,7 +9,7 @@ LOCK_BUILD   := requirements/build.txt
 LOCK_RUNTIME := requirements/runtime.txt
 LOCK_DEV     := requirements/dev.txt
 
-.PHONY: install lock run cluster simulate test test-unit lint format bench asyncapi rules-doc clean ops-tools browser check-deploy advisories
+.PHONY: install lock run cluster simulate test test-unit lint format bench asyncapi rules-doc clean ops-tools browser check-deploy advisories security-table
 
 ## Only locked packages, each file checked against its hash: the build tools first, then the dev lock
 ## (a package without a wheel, like nkeys, is built by the locked setuptools, not by one fetched for the build),
@@ -105,6 +105,10 @@ asyncapi: install
 ## The domain model and every rule with its thresholds, generated from the shipped rule sets.
 rules-doc: install
 	$(BIN)/python -m stepout_domain.rules_doc > docs/RULES.md
+
+## README.md's "Security" table of each NATS identity's rights, generated from deploy/nats/nats-server.conf.
+security-table: install
+	$(BIN)/python -m stepout_security_table
 
 lint: install
 	$(BIN)/ruff check .
