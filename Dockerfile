@@ -19,9 +19,11 @@ COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY services ./services
 RUN pip install --no-deps --no-build-isolation . \
-    && useradd --system --uid 10001 --create-home --home-dir /var/lib/stepout stepout
+    && useradd --system --uid 10001 --create-home --home-dir /var/lib/stepout stepout \
+    && chmod 700 /var/lib/stepout
 
-# In a container the HTTP port must listen beyond loopback; the data dir is the service user's home.
+# In a container the HTTP port must listen beyond loopback; the data dir is the service user's home, its own only
+# (stepout refuses a data directory others may read).
 ENV STEPOUT_HTTP_HOST=0.0.0.0 \
     STEPOUT_DATA_DIR=/var/lib/stepout
 USER stepout

@@ -17,6 +17,8 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
+from stepout_runtime.data_dir import keep_private
+
 from .cluster import run_cluster_ingest
 from .endtoend import run_end_to_end
 from .fetchers import rows as fetcher_rows
@@ -165,6 +167,8 @@ def main() -> int:
     parser.add_argument("--participants", type=int, default=100_000, help="x 50 attempts each, for the RSS")
     parser.add_argument("--only", nargs="*", choices=PARTS, default=list(PARTS))
     args = parser.parse_args()
+    # The data directories made below are their owner's only, as stepout requires of a data directory.
+    keep_private()
     results: dict[str, object] = {
         "machine": (
             f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}"

@@ -11,6 +11,10 @@ import pytest
 
 from support import NatsServer, Platform, System, postgres_or_skip, postgres_store
 
+# The tests make data directories as a careful operator would: their owner's only, as stepout
+# requires of a data directory and of the stores in it (stepout_runtime.data_dir).
+os.umask(0o077)
+
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "sqlite_only: reads or changes SQLite files directly")

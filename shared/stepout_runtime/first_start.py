@@ -8,6 +8,8 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from .data_dir import private_dir
+
 log = logging.getLogger(__name__)
 
 
@@ -16,7 +18,7 @@ def made_on_first_start(path: Path, make: Callable[[], str], what: str) -> str:
     the owner only, then linked into place, so that of several processes starting together the
     first one's file is the one everybody reads. The log says where it is, never what it holds."""
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         draft = path.with_name(f".{path.name}.{os.getpid()}")
         fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as out:

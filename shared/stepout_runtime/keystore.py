@@ -29,7 +29,7 @@ from stepout_contract.settings import Settings
 
 from .master_key import derive
 from .sealing import SealBroken, open_bytes, seal_bytes
-from .store import StoreLocation, connect_sql, setup_lock
+from .store import StoreLocation, connect_sql, setup_lock, sqlite_location
 
 PURPOSES = ("events", "read-models", "jetstream")
 OWNER_CACHE_SIZE = 20_000  # keys kept unwrapped in memory, most recently used; more are read back
@@ -50,8 +50,7 @@ def keystore_location(settings: Settings) -> StoreLocation:
     dsn = settings.keystore_dsn or (settings.postgres_dsn if settings.store == "postgres" else None)
     if dsn:
         return StoreLocation("postgres", postgres_dsn=dsn, schema=f"{settings.postgres_schema}_keys")
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return StoreLocation("sqlite", sqlite_path=settings.data_dir / "keys.db")
+    return sqlite_location(settings.data_dir, "keys.db")
 
 
 class KeyStore:

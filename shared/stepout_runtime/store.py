@@ -11,6 +11,8 @@ from typing import Any
 
 from stepout_contract.settings import Settings
 
+from .data_dir import private_dir, private_file
+
 # What a store raises when it is busy or unreachable for a while: retried, never dead-lettered.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (sqlite3.OperationalError,)
 try:
@@ -43,8 +45,13 @@ def location(settings: Settings, service: str) -> StoreLocation:
         return StoreLocation(
             "postgres", postgres_dsn=settings.postgres_dsn, schema=f"{settings.postgres_schema}_{service}"
         )
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    return StoreLocation("sqlite", sqlite_path=settings.data_dir / f"{service}.db")
+    return sqlite_location(settings.data_dir, f"{service}.db")
+
+
+def sqlite_location(directory: Path, name: str) -> StoreLocation:
+    """The SQLite file `name` in `directory` (made 0700), made 0600 before SQLite first opens it:
+    SQLite gives the -wal, -shm and -journal files beside it the same mode."""
+    return StoreLocation("sqlite", sqlite_path=private_file(private_dir(directory) / name))
 
 
 def connect_sql(where: StoreLocation, *pragmas: str, journal: str = "WAL") -> tuple[Any, str]:

@@ -37,7 +37,7 @@ def upgraded(nats_server: NatsServer, tmp_path: Path) -> System:
     data = tmp_path / "data"
     data.mkdir()
     for store in FIXTURE.glob("*.db"):
-        shutil.copy(store, data / store.name)
+        shutil.copyfile(store, data / store.name)  # the mode of a new file: the owner's only
     return System(nats_server.url, data, overrides={"STEPOUT_STORE": "sqlite"})
 
 

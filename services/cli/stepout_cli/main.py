@@ -10,7 +10,7 @@ from pathlib import Path
 
 from stepout_contract.settings import Settings, SettingsError, load_settings
 from stepout_contract.subjects import is_user_id
-from stepout_runtime import logs
+from stepout_runtime import data_dir, logs
 
 log = logging.getLogger("stepout")
 
@@ -79,7 +79,15 @@ def moment(text: str) -> datetime:
     return value
 
 
+def opens_data_dir(args: argparse.Namespace) -> bool:
+    """Whether the command reads or writes the data directory: it is checked first (`data_dir.check`)."""
+    if args.command == "audit":
+        return bool(args.action != "verify")
+    return args.command in {"run", "cluster", "projections", "replay", "keys"}
+
+
 def main(argv: list[str] | None = None) -> int:
+    data_dir.keep_private()  # before anything is made: every file and directory is its owner's only
     args = parser().parse_args(argv)
     try:
         settings = load_settings()
@@ -87,6 +95,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stepout: bad setting: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level, settings.log_format)
+    if opens_data_dir(args):
+        try:
+            data_dir.prepare(settings.data_dir)
+        except data_dir.DataDirOpen as exc:
+            print(f"stepout: {exc}", file=sys.stderr)
+            return 1
     if args.command == "run":
         from .run import run_all, run_service
 

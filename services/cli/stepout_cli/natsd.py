@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import nats
 
 from stepout_contract.settings import Settings
+from stepout_runtime.data_dir import private_dir, private_file, write_private
 from stepout_runtime.server_version import FLOOR_TEXT, is_supported, too_old_line, version_of
 
 log = logging.getLogger(__name__)
@@ -185,10 +186,10 @@ def server_config(url: str, store_dir: Path) -> str:
 def start_local(url: str, store_dir: Path, log_file: Path, jetstream_key: str) -> subprocess.Popen[bytes]:
     """Start a nats-server with JetStream listening where `url` points, its store under `store_dir`,
     encrypted at rest with `jetstream_key`."""
-    store_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(store_dir)
     config = store_dir.parent / "nats-server.conf"
-    config.write_text(server_config(url, store_dir))
-    command = [nats_server_binary(), "-c", str(config), "-l", str(log_file)]
+    write_private(config, server_config(url, store_dir))
+    command = [nats_server_binary(), "-c", str(config), "-l", str(private_file(log_file))]
     env = {**os.environ, JETSTREAM_KEY_VARIABLE: jetstream_key}
     # A session of its own: Ctrl-C reaches the services only, and the server is stopped after them.
     return subprocess.Popen(
