@@ -1,10 +1,12 @@
 """`stepout cluster` (what `make cluster` runs): three nats-server nodes clustered on loopback, each
 with its own store, encrypted at rest; it prints the settings that point the services at it once
-JetStream answers, streams made with them have three replicas, and a signal stops every node."""
+JetStream answers, streams made with them have three replicas, and a signal stops every node. The
+routes between the nodes want a password, which no command line shows."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import socket
 import subprocess
@@ -45,6 +47,39 @@ def _bindable(port: int) -> bool:
         except OSError:
             return False
         return True
+
+
+def command_lines() -> dict[int, str]:
+    """The command line of every process running now, by pid, as `ps` shows it to any user."""
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                found[int(proc.name)] = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue  # gone meanwhile
+    return found
+
+
+def environment_of(pid: int) -> dict[str, str]:
+    """A process's environment, which only its user (and root) may read."""
+    entries = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(entry.decode(errors="replace").partition("=")[::2] for entry in entries if entry)
+
+
+def route_password_kept_off_command_lines(cluster_dir: Path) -> None:
+    """Every node of the cluster under `cluster_dir` has the route password in its environment, and no
+    process's command line nor any file under `cluster_dir` holds it."""
+    lines = command_lines()
+    nodes = [pid for pid, line in lines.items() if "nats-server" in line and str(cluster_dir) in line]
+    assert len(nodes) == 3, lines
+    passwords = {json.loads(environment_of(pid)["STEPOUT_NATSD_ROUTE_PASSWORD"]) for pid in nodes}
+    [password] = passwords  # one for the cluster
+    assert len(password) >= 32
+    assert [pid for pid, line in command_lines().items() if password in line] == []
+    assert files_containing(cluster_dir, password) == []  # nor in the configurations, nor in the logs
+    for i in range(3):
+        assert "password: $STEPOUT_NATSD_ROUTE_PASSWORD" in (cluster_dir / f"n{i}.conf").read_text()
 
 
 def first_line(process: subprocess.Popen[str], timeout: float) -> str:
@@ -90,7 +125,8 @@ def test_stepout_cluster_starts_three_nodes_that_replicate_and_stops_them_on_a_s
         urls = ",".join(f"nats://127.0.0.1:{client + i}" for i in range(3))
         assert first_line(process, 60) == f"export STEPOUT_NATS_URL={urls} STEPOUT_STREAM_REPLICAS=3", log.read_text()
         copies, leader = asyncio.run(replicated(urls, "clustercmd"))
-        assert copies == 3 and leader in {"n0", "n1", "n2"}
+        assert copies == 3 and leader in {"n0", "n1", "n2"}  # the routes hold, with their password
+        route_password_kept_off_command_lines(data / "cluster")
         stores = [data / "cluster" / f"n{i}" for i in range(3)]
         assert all(store.is_dir() for store in stores)
         assert files_containing(data / "cluster", MARKER) == []  # every node's store encrypted at rest

@@ -380,14 +380,23 @@ def test_grafana_loads_the_dashboards_from_where_compose_mounts_them() -> None:
 
 
 NATS_CONFIG = DEPLOY / "nats/nats-server.conf"
+CLUSTER_CONFIG = DEPLOY / "nats/cluster.conf"
 CLIENT_PORT, ROUTE_PORT = 4222, 6222
 
 
 def test_every_nats_node_loads_the_shared_server_configuration() -> None:
-    referenced = set(re.findall(r"\$(STEPOUT_NATSD_[A-Z_]+)", NATS_CONFIG.read_text()))
+    # The cluster's file, and beside it the shared one it includes.
+    assert "include ./nats-server.conf" in CLUSTER_CONFIG.read_text().splitlines()
+    referenced = {
+        variable
+        for path in (NATS_CONFIG, CLUSTER_CONFIG)
+        for variable in re.findall(r"\$(STEPOUT_NATSD_[A-Z_]+)", path.read_text())
+    }
     for name, node in nats_nodes().items():
         config = flag(command_of(node), "--config")
-        assert f"./deploy/nats/nats-server.conf:{config}:ro" in node["volumes"], name
+        assert f"./deploy/nats/cluster.conf:{config}:ro" in node["volumes"], name
+        beside = str(Path(config).with_name("nats-server.conf"))
+        assert f"./deploy/nats/nats-server.conf:{beside}:ro" in node["volumes"], name
         assert referenced <= set(node["environment"]), (
             f"{name}: the configuration reads a variable compose does not set"
         )
@@ -401,22 +410,24 @@ def test_compose_runs_three_nats_nodes_in_one_cluster_each_with_its_own_store() 
     assert len({node["image"] for node in nodes.values()}) == 1
     volumes = compose()["volumes"]
     stores = []
+    # One cluster, its routes behind the `route` user's password (deploy/nats/cluster.conf).
+    cluster = CLUSTER_CONFIG.read_text()
+    assert re.search(r"^  name: stepout$", cluster, re.M) and f"listen: 0.0.0.0:{ROUTE_PORT}" in cluster
+    assert re.search(r"user: route\s+password: \$STEPOUT_NATSD_ROUTE_PASSWORD\s", cluster)
+    assert "routes: $STEPOUT_NATSD_ROUTES" in cluster
     for name, node in nodes.items():
         command = command_of(node)
         assert flag(command, "--server_name") == name
-        assert flag(command, "--cluster_name") == "stepout"
-        # Routes want the route user's password, given at `up`: no container of the network joins without it.
-        assert "${STEPOUT_NATSD_ROUTE_PASSWORD:?" in flag(command, "--cluster"), name
+        # No secret on a command line, where `ps` shows it to every user of the host; no flag that would replace
+        # the file's cluster (a --cluster without the password drops it).
+        assert not [arg for arg in command if "PASSWORD" in arg or "@" in arg], name
+        assert not {"--cluster", "--routes", "--cluster_name"} & set(command), name
+        # The route password, given at `up`: no container of the network joins without it.
+        env = node["environment"]
+        assert env["STEPOUT_NATSD_ROUTE_PASSWORD"].startswith("${STEPOUT_NATSD_ROUTE_PASSWORD:?"), name
         password = {"STEPOUT_NATSD_ROUTE_PASSWORD": "pw"}
-        listen = urlparse(interpolated(flag(command, "--cluster"), **password))
-        assert (listen.hostname, listen.port, listen.username, listen.password) == (
-            "0.0.0.0",
-            ROUTE_PORT,
-            "route",
-            "pw",
-        )
-        routes = [urlparse(url) for url in interpolated(flag(command, "--routes"), **password).split(",")]
-        assert sorted(route.hostname or "" for route in routes) == sorted(set(nodes) - {name}), name
+        routes = [urlparse(url) for url in json.loads(interpolated(env["STEPOUT_NATSD_ROUTES"], **password))]
+        assert sorted(route.hostname or "" for route in routes) == sorted(nodes), name  # each skips its own
         assert {(route.port, route.username, route.password) for route in routes} == {(ROUTE_PORT, "route", "pw")}
         # Its own store: a named volume at the directory the configuration reads.
         [store] = [v for v in node["volumes"] if v.endswith(":" + node["environment"]["STEPOUT_NATSD_STORE_DIR"])]

@@ -3,6 +3,9 @@
 Each node has its own client port, route port and store; the nodes route to each other and elect a
 leader per stream (the Raft of JetStream clustering). Streams get replicas from
 STEPOUT_STREAM_REPLICAS (3 on such a cluster); the services take every node's URL in STEPOUT_NATS_URL.
+A route wants the `route` user's password, made for the cluster at start: as in
+deploy/nats/cluster.conf, each node reads it and its routes from its environment, never from its
+command line, where any user of the host could read them.
 """
 
 from __future__ import annotations
@@ -11,13 +14,17 @@ import asyncio
 import json
 import logging
 import os
+import secrets
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import nats
 from nats.js.errors import APIError
+
+from stepout_runtime.data_dir import private_dir, private_file, write_private
 
 from .natsd import JETSTREAM_KEY_VARIABLE, nats_server_binary
 from .processes import Signals, stop_all, watch
@@ -25,6 +32,10 @@ from .processes import Signals, stop_all, watch
 log = logging.getLogger("stepout.cluster")
 
 CLUSTER_NAME = "stepout"
+ROUTE_USER = "route"
+# What a node's configuration reads from its environment, by the names deploy/nats/cluster.conf uses.
+ROUTE_PASSWORD_VARIABLE = "STEPOUT_NATSD_ROUTE_PASSWORD"
+ROUTES_VARIABLE = "STEPOUT_NATSD_ROUTES"
 STOP_GRACE_S = 10.0
 READY_TIMEOUT_S = 60.0
 
@@ -48,10 +59,16 @@ def nodes(count: int, store: Path, client_port: int, route_port: int) -> list[No
     return [Node(f"n{i}", client_port + i, route_port + i, store / f"n{i}") for i in range(count)]
 
 
-def node_config(node: Node, cluster: list[Node], encrypted: bool) -> str:
+@cache
+def route_password() -> str:
+    """The password of the routes between the nodes this process starts (one for all, made once)."""
+    return secrets.token_hex(24)
+
+
+def node_config(node: Node, encrypted: bool) -> str:
     """The node's configuration: JetStream (encrypted at rest with the key the server reads from its
-    environment, when `encrypted`) and routes to every other node."""
-    routes = [f"nats-route://127.0.0.1:{other.route_port}" for other in cluster if other != node]
+    environment, when `encrypted`) and its routes, which, like the route password, it reads from its
+    environment (`node_environment`)."""
     cipher = f"  cipher: chachapoly\n  key: ${JETSTREAM_KEY_VARIABLE}\n" if encrypted else ""
     return (
         "# Written by stepout for a cluster on loopback.\n"
@@ -64,21 +81,34 @@ def node_config(node: Node, cluster: list[Node], encrypted: bool) -> str:
         "cluster {\n"
         f"  name: {json.dumps(CLUSTER_NAME)}\n"
         f"  listen: {json.dumps(f'127.0.0.1:{node.route_port}')}\n"
-        f"  routes: {json.dumps(routes)}\n"
+        f"  authorization {{ user: {ROUTE_USER}, password: ${ROUTE_PASSWORD_VARIABLE} }}\n"
+        f"  routes: ${ROUTES_VARIABLE}\n"
         "}\n"
     )
+
+
+def node_environment(node: Node, cluster: list[Node], password: str) -> dict[str, str]:
+    """The route password and the node's routes to every other node, each with that password, as the
+    node's configuration reads them (quoted: the server parses each value as configuration)."""
+    routes = [
+        f"nats-route://{ROUTE_USER}:{password}@127.0.0.1:{other.route_port}" for other in cluster if other != node
+    ]
+    return {ROUTE_PASSWORD_VARIABLE: json.dumps(password), ROUTES_VARIABLE: json.dumps(routes)}
 
 
 def start_node(
     node: Node, cluster: list[Node], log_file: Path, jetstream_key: str | None = None
 ) -> subprocess.Popen[bytes]:
-    """Start `node` (its configuration written beside its store) in a session of its own."""
-    node.store.mkdir(parents=True, exist_ok=True)
+    """Start `node` (its configuration written beside its store, its secrets in its environment) in a
+    session of its own."""
+    private_dir(node.store)
     config = node.store.parent / f"{node.name}.conf"
-    config.write_text(node_config(node, cluster, encrypted=jetstream_key is not None))
-    env = {**os.environ, **({JETSTREAM_KEY_VARIABLE: jetstream_key} if jetstream_key else {})}
+    write_private(config, node_config(node, encrypted=jetstream_key is not None))
+    env = {**os.environ, **node_environment(node, cluster, route_password())}
+    if jetstream_key:
+        env[JETSTREAM_KEY_VARIABLE] = jetstream_key
     return subprocess.Popen(
-        [nats_server_binary(), "-c", str(config), "-l", str(log_file)],
+        [nats_server_binary(), "-c", str(config), "-l", str(private_file(log_file))],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
