@@ -21,6 +21,7 @@ from stepout_contract.subjects import Subjects
 from stepout_domain.catalog import Catalog
 from stepout_domain.ruleset import RuleSet
 
+from . import pseudonyms
 from .inbound import Inbound, Retry, Verdict
 from .keystore import KeyStore
 from .metrics import CommonMetrics
@@ -94,6 +95,15 @@ class BatchApplication(Application[UUID]):
         # What just-committed batches mean for the outbox, handed over from memory so the relay
         # need not read and decode them again: (first notification id, last id, effects).
         self.outbox_feed: deque[tuple[int, int, list[Any]]] = deque(maxlen=64)
+
+    def owner(self, user_id: str) -> str:
+        """Whose key seals what this service keeps of `user_id`: the key erasure destroys."""
+        raise NotImplementedError
+
+    def naming(self, user_id: str) -> dict[str, str]:
+        """The log fields that name `user_id`: their pseudonym while their key exists (`pseudonyms`),
+        never the user id."""
+        return pseudonyms.naming(self.keys, self.owner(user_id))
 
     def construct_recorder(self) -> Any:
         recorder = super().construct_recorder()
@@ -257,7 +267,7 @@ class BatchApplication(Application[UUID]):
                         if item.delivered == 1:
                             log.exception(
                                 "input could not be decided",
-                                extra={"event_id": item.event.id, "user_id": item.user_id},
+                                extra={"event_id": item.event.id, **self.naming(item.user_id)},
                             )
                         failed[i] = Retry("internal error while deciding")
                         raise _Redo from None

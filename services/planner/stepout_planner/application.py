@@ -336,6 +336,9 @@ class PlannerApplication(BatchApplication):
             detail=stored.notice["detail"],
         )
 
+    def owner(self, user_id: str) -> str:
+        return owner_of(user_id)
+
     def erase(self, user_id: str) -> None:
         """Destroy the participant's planner key, once the snapshot they load from without it is stored."""
         self.snapshot_erased(plan_id(user_id))

@@ -398,6 +398,9 @@ class TrackerApplication(BatchApplication):
         self.views.commit(LEGACY_INDEXED, 1, {})
         return count
 
+    def owner(self, user_id: str) -> str:
+        return owner_of(user_id)
+
     def erase(self, user_id: str) -> None:
         """Destroy the participant's key, once the snapshot they load from without it is stored:
         everything personal the tracker kept of them is unreadable for good."""

@@ -130,13 +130,16 @@ def build(settings: Settings) -> tuple[ServiceParts, TrackerApplication]:
 
     def relay(js: Any) -> OutboxRelay:
         async def erase(action: Erase) -> None:
-            await asyncio.get_running_loop().run_in_executor(store, app.erase, action.user_id)
+            loop = asyncio.get_running_loop()
+            # Named before their key goes: the pseudonym then names nobody, and the log never had the user id.
+            named = await loop.run_in_executor(store, app.naming, action.user_id)
+            await loop.run_in_executor(store, app.erase, action.user_id)
             # What NATS still keeps of them goes too: their queued inputs, dead letters and outputs.
             subjects = app.subjects
             await purge_inputs(js, subjects, action.user_id, action.before_seq, settings.tracker_partitions)
             removed = await remove_dead_letters(js, subjects, dead_letter_index, action.user_id)
             await purge_outputs(js, subjects, action.user_id)
-            log.info("participant erased", extra={"user_id": action.user_id, "dead_letters_removed": removed})
+            log.info("participant erased", extra={**named, "dead_letters_removed": removed})
 
         return relay_for(app, js, executor=outbox, metrics=metrics, erase=erase)
 
