@@ -1,16 +1,21 @@
-"""The HTTP side of a service (CONTRACT §7): health, readiness, metrics and GET routes."""
+"""The HTTP side of a service (CONTRACT §7): health, readiness, metrics and GET routes; and the
+server every HTTP service (planner, tracker, console) is started with, bounded against slow or
+oversized requests."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, ClassVar
 
+import h11
 import uvicorn
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .api_tokens import READERS, ApiTokens
 
@@ -90,10 +95,143 @@ async def _send_raw(
     await send({"type": "http.response.body", "body": body})
 
 
-def make_server(app: Any, host: str, port: int) -> uvicorn.Server:
-    """A uvicorn server for the ASGI `app` that leaves the signals to the process."""
+# What every server allows a client. A request's head (request line and headers) is at most
+# HEAD_MAX_BYTES and arrives within HEAD_TIMEOUT_S; its body is at most BODY_MAX_BYTES (the console's
+# forms are a few hundred bytes; the services' routes take none) and arrives within BODY_TIMEOUT_S of
+# the head; an idle kept-alive connection is closed after KEEP_ALIVE_S.
+HEAD_MAX_BYTES = 16 * 1024
+HEAD_TIMEOUT_S = 10.0
+BODY_MAX_BYTES = 8 * 1024
+BODY_TIMEOUT_S = 10.0
+KEEP_ALIVE_S = 5
+
+
+class BoundedRequests:
+    """Refuses, before the app sees the request: a head larger than HEAD_MAX_BYTES with 431 (h11 holds
+    a head to that size only while it is incomplete: one that arrives whole in one read passes it); a
+    body larger than `max_body` bytes with 413, before a byte of it is read; and a body of unstated
+    length (chunked) with 411, as the length a request states is the most h11 lets it send. A refused
+    body is read and dropped by the server (within the body's deadline), so that a client still
+    sending it reads the refusal rather than a reset connection."""
+
+    def __init__(self, app: Any, max_body: int) -> None:
+        self.app = app
+        self.max_body = max_body
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Send) -> None:
+        if scope["type"] == "http":
+            refusal = self._refusal(scope)
+            if refusal is not None:
+                status, reason = refusal
+                await _send_raw(send, status, reason.encode(), "text/plain; charset=utf-8")
+                return
+        await self.app(scope, receive, send)
+
+    def _refusal(self, scope: dict[str, Any]) -> tuple[int, str] | None:
+        headers = scope.get("headers", [])
+        head = len(scope.get("raw_path", b"")) + len(scope.get("query_string", b""))
+        head += sum(len(name) + len(value) + 4 for name, value in headers)
+        if head > HEAD_MAX_BYTES:
+            return 431, f"a request's head is at most {HEAD_MAX_BYTES} bytes"
+        stated = None
+        for name, value in headers:
+            if name == b"transfer-encoding":
+                return 411, "a request body must state its length"
+            if name == b"content-length":
+                stated = value
+        if stated is not None and (not stated.isdigit() or int(stated) > self.max_body):
+            return 413, f"a request body is at most {self.max_body} bytes"
+        return None
+
+
+class TimedH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with the deadlines it lacks (0.54 times only the wait between requests,
+    and a byte received restarts that wait): a request's head is in within `head_s` of its first byte
+    (of the connection, for the first request), its body within `body_s` of its head; a client slower
+    than that is answered 408 (if nothing was answered yet) and disconnected. An answer the app takes
+    its time over (a live view) is not timed: only what the client sends is.
+
+    Reaches into the protocol's `conn` (the h11 connection), `cycle` and `transport`: pinned to
+    uvicorn's h11 implementation, and tested in tests/unit/test_http_limits.py."""
+
+    head_s: ClassVar[float] = HEAD_TIMEOUT_S
+    body_s: ClassVar[float] = BODY_TIMEOUT_S
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._deadline: asyncio.TimerHandle | None = None
+        self._timed_cycle: object | None = None  # the request whose body the deadline is for
+        self._arm(self.head_s)
+
+    def data_received(self, data: bytes) -> None:
+        if self._deadline is None and self.conn.their_state is h11.IDLE:
+            self._arm(self.head_s)  # the first byte of the next request on a kept-alive connection
+        super().data_received(data)
+        self._follow()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._follow()  # a pipelined request may have been read with it
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _follow(self) -> None:
+        """The deadline for what the client is sending now: its head, its body, or nothing."""
+        state = self.conn.their_state
+        if state is h11.SEND_BODY:
+            if self._timed_cycle is not self.cycle:  # the head is in: the body's deadline starts
+                self._timed_cycle = self.cycle
+                self._arm(self.body_s)
+        elif state is not h11.IDLE:
+            self._disarm()  # the request is all in (or the connection is closing)
+
+    def _arm(self, seconds: float) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(seconds, self._too_slow)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
+
+    def _too_slow(self) -> None:
+        self._deadline = None
+        if self.transport.is_closing():
+            return
+        answering = self.cycle is not None and self.cycle.response_started and not self.cycle.response_complete
+        if not answering:
+            self.transport.write(
+                b"HTTP/1.1 408 Request Timeout\r\ncontent-type: text/plain\r\ncontent-length: 27\r\n"
+                b"connection: close\r\n\r\nthe request came too slowly"
+            )
+        self.transport.close()
+
+
+def make_server(
+    app: Any,
+    host: str,
+    port: int,
+    *,
+    max_body: int = BODY_MAX_BYTES,
+    head_s: float = HEAD_TIMEOUT_S,
+    body_s: float = BODY_TIMEOUT_S,
+) -> uvicorn.Server:
+    """A uvicorn server for the ASGI `app` that leaves the signals to the process, and holds every
+    request to the limits above (`max_body`, `head_s` and `body_s` as given)."""
+    protocol = type("TimedH11Protocol", (TimedH11Protocol,), {"head_s": head_s, "body_s": body_s})
     config = uvicorn.Config(
-        app, host=host, port=port, log_config=None, access_log=False, lifespan="off", log_level="warning"
+        BoundedRequests(app, max_body),
+        host=host,
+        port=port,
+        http=protocol,
+        h11_max_incomplete_event_size=HEAD_MAX_BYTES,
+        timeout_keep_alive=KEEP_ALIVE_S,
+        log_config=None,
+        access_log=False,
+        lifespan="off",
+        log_level="warning",
     )
     server = uvicorn.Server(config)
     # The service handles SIGINT/SIGTERM itself and stops the server with everything else.
