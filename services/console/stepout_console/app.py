@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import math
 import re
 import secrets
 import time
@@ -47,6 +48,8 @@ SESSION_MAX_AGE_S = 8 * 3600
 ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")  # as accounts.py has them
 SSE_HEARTBEAT_S = 15.0
 SSE_CLIENTS_MAX = 200
+# scrypt takes 16 MiB and ~50 ms a check: a flood of sign-ins waits its turn rather than take the memory.
+PASSWORD_CHECKS_AT_ONCE = 2
 # Scripts, styles and data only from the console itself: nothing inline, nothing from elsewhere.
 SECURITY_HEADERS = [
     (
@@ -94,6 +97,7 @@ class Console:
         self.templates.env.globals["age"] = age
         self.sse_clients = 0
         self.throttle = SignInThrottle()
+        self.checking = asyncio.Semaphore(PASSWORD_CHECKS_AT_ONCE)
         # scrypt's work for an unknown account name too: a hash of a password nobody knows.
         self.decoy_hash = hash_password(secrets.token_urlsafe(16))
 
@@ -156,32 +160,31 @@ class Console:
         form = await request.form(max_fields=8, max_part_size=4096)
         name, password = str(form.get("name", ""))[:64], str(form.get("password", ""))[:1024]
         target = _local(str(form.get("next", "/"))[:2048])
-        now = time.monotonic()
+        address = request.client.host if request.client else ""
         if not ACCOUNT_NAME.match(name):
             return self.page(
                 request, "signin.html", None, status=401, next=target, error="That name and password do not match."
             )
-        if self.throttle.refused(name, now):
-            log.warning("console sign-in throttled", extra={"account": name[:64]})
-            return self.page(
-                request,
-                "signin.html",
-                None,
-                status=429,
-                next=target,
-                error="Too many failed sign-ins for that name: try again in 15 minutes.",
-            )
+        now = time.monotonic()
+        wait_s = math.ceil(self.throttle.wait_s(name, address, now))
+        if wait_s > 0:
+            log.warning("console sign-in throttled", extra={"account": name, "address": address})
+            error = f"Too many failed sign-ins from here: try again in {wait_s} seconds."
+            answer = self.page(request, "signin.html", None, status=429, next=target, error=error)
+            answer.headers["retry-after"] = str(wait_s)
+            return answer
+        self.throttle.tried(name, address, now)
         account = self.accounts.get(name)
         # The same work for an unknown name as for a wrong password: neither is told apart.
         stored = account.password_hash if account else self.decoy_hash
-        matches = await asyncio.to_thread(password_matches, password, stored)
+        async with self.checking:
+            matches = await asyncio.to_thread(password_matches, password, stored)
         if account is None or not matches:
-            self.throttle.failed(name, now)
-            log.info("console sign-in refused", extra={"account": name[:64]})
+            log.info("console sign-in refused", extra={"account": name, "address": address})
             return self.page(
                 request, "signin.html", None, status=401, next=target, error="That name and password do not match."
             )
-        self.throttle.succeeded(name)
+        self.throttle.succeeded(name, address, now)
         request.session.clear()
         request.session.update(
             name=account.name, role=account.role, csrf=secrets.token_urlsafe(32), since=int(time.time())
