@@ -73,6 +73,9 @@ class Service:
 
     def start(self) -> None:
         out = self.log.open("ab")
+        # The operator's step first, as at deploy time: the services only read the topology.
+        command = [sys.executable, "-m", "stepout_cli.main", "topology", "apply"]
+        subprocess.run(command, env=self.env, stdout=out, stderr=out, cwd=ROOT, check=True, timeout=120)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "stepout_cli.main", "run", self.name], env=self.env, stdout=out, stderr=out, cwd=ROOT
         )

@@ -25,7 +25,7 @@ import nats
 from nats.js import JetStreamContext
 
 from stepout_contract.subjects import Subjects
-from stepout_runtime.topology import ensure_topology
+from stepout_runtime.topology import apply_topology
 
 from .common import NatsServer, Service, attempt_messages, service_env
 from .history import all_published
@@ -111,7 +111,7 @@ async def run_end_to_end(work: Path, n: int, participants: int = 200) -> dict[st
         nc = await nats.connect(server.url)
         try:
             js = nc.jetstream()
-            await ensure_topology(js, subjects, max_deliver=20, ack_wait=30)
+            await apply_topology(js, subjects, max_deliver=20, ack_wait=30)
             await add_baseline_consumer(js, subjects.in_stream)
             await add_counter(js, subjects.out_stream, ASSIGNED, subjects.all_of("challenge", "assigned"))
             await answered(js, prefix, users, tracker, planner, subjects)

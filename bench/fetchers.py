@@ -57,7 +57,7 @@ from nats.js.errors import FetchTimeoutError
 from stepout_contract.subjects import Subjects
 from stepout_runtime import ingest as stepout_ingest
 from stepout_runtime.fetching import PromptFetcher
-from stepout_runtime.topology import ACK_WAIT_S, consumer_config, consumers, ensure_topology
+from stepout_runtime.topology import ACK_WAIT_S, apply_topology, consumer_config, consumers
 
 from .common import NatsServer, attempt_messages, next_attempt
 from .ingest import USERS, publish_all
@@ -319,7 +319,7 @@ async def run_fetchers(
     try:
         nc, pub = await nats.connect(server.url), await nats.connect(server.url)
         js, publisher = nc.jetstream(), pub.jetstream()
-        await ensure_topology(js, subjects, max_deliver=MAX_DELIVER)
+        await apply_topology(js, subjects, max_deliver=MAX_DELIVER)
         readers = _readers(js, server.url, timeout)
         measured = {name: reader for name, reader in readers.items() if not isinstance(reader, str)}
         for name, round_ in itertools.product(measured, range(rounds)):

@@ -26,7 +26,7 @@ from stepout_domain.attempts import Attempt, Outcome
 from stepout_domain.ruleset import DEFAULT_RULESET
 from stepout_domain.tracker_commands import Enrol, RecordAttempt
 from stepout_domain.tracking import TrackerState, decide, initial_state, replay
-from stepout_runtime.topology import ensure_topology
+from stepout_runtime.topology import apply_topology
 
 from .common import NatsServer, Service, cloud_event, next_attempt, service_env
 from .ingest import drained, enrolled, publish_all
@@ -120,7 +120,7 @@ async def _drain(work: Path, label: str, participants: int, per_user: int, cold_
     try:
         nc = await nats.connect(server.url)
         js = nc.jetstream()
-        await ensure_topology(js, subjects, max_deliver=20, ack_wait=30)
+        await apply_topology(js, subjects, max_deliver=20, ack_wait=30)
         await enrolled(js, prefix, users, tracker, subjects)
         tracker.stop()
         messages = _attempts(prefix, users, per_user)

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 import nats
 
 from stepout_contract.subjects import Subjects
-from stepout_runtime.topology import ensure_topology
+from stepout_runtime.topology import apply_topology
 
 from .common import NatsServer, Service, attempt_messages, cloud_event, cpu_seconds, service_env
 from .watch import BASELINE, add_baseline_consumer
@@ -110,7 +110,7 @@ async def run_ingest(
         nc = await nats.connect(server.url.split(","))
         js = nc.jetstream()
         replicas = int(store.get("STEPOUT_STREAM_REPLICAS", "1"))
-        await ensure_topology(js, subjects, max_deliver=20, ack_wait=30, replicas=replicas)
+        await apply_topology(js, subjects, max_deliver=20, ack_wait=30, replicas=replicas)
         await add_baseline_consumer(js, subjects.in_stream)
         # Enrol first so that every attempt is valid, then preload the attempts.
         await enrolled(js, prefix, USERS, tracker, subjects)

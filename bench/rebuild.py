@@ -15,7 +15,7 @@ from typing import Any
 import nats
 
 from stepout_contract.subjects import Subjects
-from stepout_runtime.topology import ensure_topology
+from stepout_runtime.topology import apply_topology
 
 from .common import NatsServer, Service, next_attempt, service_env
 from .ingest import drained, publish_all
@@ -68,7 +68,7 @@ async def run_memory(work: Path, participants: int) -> dict[str, Any]:
     try:
         nc = await nats.connect(server.url)
         js = nc.jetstream()
-        await ensure_topology(js, subjects, max_deliver=20, ack_wait=30)
+        await apply_topology(js, subjects, max_deliver=20, ack_wait=30)
         await publish_all(js, [next_attempt(prefix, user_of(copy)) for copy in range(participants)])
         tracker.start()
         before = tracker.rss_mb()

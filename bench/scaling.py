@@ -31,7 +31,7 @@ from nats.js import JetStreamContext
 
 from stepout_contract.subjects import Subjects
 from stepout_runtime.leases import PostgresLeases
-from stepout_runtime.topology import ensure_topology, tracker_durables
+from stepout_runtime.topology import apply_topology, tracker_durables
 
 from .common import (
     NatsServer,
@@ -145,7 +145,7 @@ async def run_trackers(work: Path, n: int, trackers: int, dsn: str, participants
         nc = await nats.connect(server.url)
         try:
             js = nc.jetstream()
-            await ensure_topology(js, subjects, max_deliver=20, ack_wait=30, partitions=PARTITIONS)
+            await apply_topology(js, subjects, max_deliver=20, ack_wait=30, partitions=PARTITIONS)
             await add_baseline_consumer(js, subjects.in_stream)
             await publish_all(js, enrolment_messages(prefix, users))
             await start_all(services)

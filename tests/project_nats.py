@@ -26,7 +26,7 @@ from support import ROOT, System, free_port, nats_server_binary
 
 DEPLOY_CONFIG = ROOT / "deploy" / "nats" / "nats-server.conf"
 PREFIX = "stepout"  # the deploy configuration is written for the default prefix
-ROLES = ("platform", "tracker", "planner", "auditor", "console")  # each logs in with its role as the user name
+ROLES = ("platform", "tracker", "planner", "auditor", "console", "admin")  # each logs in with its role as the user name
 
 # The platform identity logs in with this password, which the server knows only as its bcrypt
 # hash (cost 10): the tests use both forms the configuration accepts, plain and hashed.
@@ -153,6 +153,8 @@ class ProjectNats:
         system = System(self.url, data_dir, prefix=PREFIX, overrides=overrides)
         for service in system.services():
             service.env = {**service.env, **self.service_settings(service.name)}
+        assert system.tracker is not None
+        system.topology_env = {**system.tracker.env, **self.service_settings("admin")}
         return system
 
 

@@ -12,6 +12,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -195,6 +196,23 @@ def service_env(nats_url: str, data_dir: Path, prefix: str, **overrides: str) ->
     return env
 
 
+def settings_from(env: dict[str, str]) -> Any:
+    """The settings a process started with `env` reads (its STEPOUT_* variables)."""
+    from stepout_contract.settings import Settings
+
+    fields = {key[len("STEPOUT_") :].lower(): value for key, value in env.items() if key.startswith("STEPOUT_")}
+    return Settings(**{name: value for name, value in fields.items() if name in Settings.model_fields})
+
+
+def declare_topology(env: dict[str, str]) -> None:
+    """`stepout topology apply` with the settings of `env`, as the operator runs it before the services
+    start (in a thread of its own: a test may call it with its event loop running)."""
+    from stepout_cli.topology import apply
+
+    with ThreadPoolExecutor(max_workers=1) as thread:
+        thread.submit(asyncio.run, apply(settings_from(env))).result()
+
+
 def cloud_event(type_: str, user_id: str, data: dict[str, Any], event_id: str | None = None) -> dict[str, Any]:
     return {
         "specversion": "1.0",
@@ -340,6 +358,9 @@ class System:
     overrides: dict[str, str] = field(default_factory=dict)
     planner: ServiceProcess | None = None
     tracker: ServiceProcess | None = None
+    # The settings `stepout topology apply` runs with before the services start: the services' own
+    # unless an operator identity is given (the deploy configuration's `admin`).
+    topology_env: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         env = service_env(self.nats_url, self.data_dir, self.prefix, **self.overrides)
@@ -352,6 +373,8 @@ class System:
         yield self.tracker
 
     def start(self) -> None:
+        assert self.tracker is not None
+        declare_topology(self.topology_env or self.tracker.env)
         for service in self.services():
             service.start(wait=False)
         for service in self.services():

@@ -208,6 +208,9 @@ class Query:
     reply: type[BaseModel]
     answered_by: str
     description: str
+    # The service that asks it, when only a service does (its answer goes to that service's inbox only);
+    # None for the queries outside parties ask (answered to their inboxes, never to a service's).
+    asked_by: str | None = None
 
 
 QUERIES: tuple[Query, ...] = (
@@ -226,6 +229,7 @@ QUERIES: tuple[Query, ...] = (
         HistoryPlannerReply,
         "planner",
         "The planner's part of `history`, asked by the tracker; not meant for platforms.",
+        asked_by="tracker",
     ),
     Query(
         "escalations",

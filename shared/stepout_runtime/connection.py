@@ -20,11 +20,35 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 ErrorCallback = Callable[[Exception], Awaitable[None]]
 
-# The services take their replies under an inbox prefix of their own, so that an identity that may
-# read the default `_INBOX.>` (a platform, deploy/nats/nats-server.conf) never sees their traffic.
-SERVICE_INBOX_PREFIX = "_INBOX_stepout"
-# The console's own: it may read its replies and nothing of the services' traffic, which carries inputs.
+# Every party takes its replies under an inbox prefix of its own, and deploy/nats/nats-server.conf lets
+# each read only its own: what a service pulls arrives in its inbox (inputs with their notes), and a
+# query answer in the asker's. The platform keeps the clients' default, `_INBOX`.
+PLATFORM_INBOX_PREFIX = "_INBOX"
+AUDITOR_INBOX_PREFIX = "_INBOX_stepout_auditor"
 CONSOLE_INBOX_PREFIX = "_INBOX_stepout_console"
+ADMIN_INBOX_PREFIX = "_INBOX_stepout_admin"
+
+
+SERVICES = ("tracker", "planner")
+
+
+def service_inbox_prefix(service: str) -> str:
+    """The inbox prefix of the service `service` (`tracker`, `planner`)."""
+    return f"_INBOX_stepout_{service}"
+
+
+def answerable(reply: str | None, asked_by: str | None) -> bool:
+    """Whether a query's answer may go to `reply`: the inbox of the service that asks it (`asked_by`),
+    or, for the queries outside parties ask, an inbox that is not a service's nor the operator's. Never a
+    subject a service could otherwise publish (an output, the JetStream API, an ack), whatever the asker
+    wrote as its reply subject."""
+    if not reply or "." not in reply:
+        return False
+    prefix = reply.split(".", 1)[0]
+    if asked_by is not None:
+        return prefix == service_inbox_prefix(asked_by)
+    own = {ADMIN_INBOX_PREFIX, *(service_inbox_prefix(service) for service in SERVICES)}
+    return prefix.startswith(PLATFORM_INBOX_PREFIX) and prefix not in own
 
 
 def tls_context(settings: Settings) -> ssl.SSLContext | None:
@@ -93,12 +117,12 @@ def connect_options(settings: Settings, name: str) -> dict[str, Any]:
     return options
 
 
-def broker_options(settings: Settings, name: str) -> dict[str, Any]:
+def broker_options(settings: Settings, name: str, inbox_prefix: str) -> dict[str, Any]:
     """Keyword arguments for a service's FastStream `NatsBroker`, which takes credentials as a security object."""
     from faststream.nats.security import NatsCredentials, NatsSecurity, NatsToken, NatsUserPassword
 
     options = connect_options(settings, name)
-    options["inbox_prefix"] = SERVICE_INBOX_PREFIX
+    options["inbox_prefix"] = inbox_prefix
     context = options.pop("tls", None)
     security: NatsSecurity | None = None
     if "user" in options:
@@ -145,7 +169,7 @@ def _refused_setting(settings: Settings, error: Exception) -> str:
     return "STEPOUT_NATS_USER"  # the server wants credentials and none are set
 
 
-async def connect(settings: Settings, name: str, inbox_prefix: str = SERVICE_INBOX_PREFIX) -> Client:
+async def connect(settings: Settings, name: str, inbox_prefix: str) -> Client:
     """A plain nats-py connection with `connect_options` and `inbox_prefix` (the command line's, the
     console's and the tests'); waits and refuses as `connect_broker` does."""
     options = connect_options(settings, name)
@@ -159,14 +183,14 @@ async def connect(settings: Settings, name: str, inbox_prefix: str = SERVICE_INB
     return await _connected(settings, start, client.close)
 
 
-async def connect_broker(settings: Settings, name: str, **broker_kwargs: Any) -> NatsBroker:
+async def connect_broker(settings: Settings, name: str, inbox_prefix: str, **broker_kwargs: Any) -> NatsBroker:
     """A service's one connection to NATS: a FastStream broker, connected. Its nats-py client
     (`broker.connection`) also carries the service's JetStream traffic, so each service has one
     connection stack. Waits as long as it takes for a server that does not answer yet, but raises
     `NatsRefusedError` at once when one refuses the credentials or the certificate."""
     from faststream.nats import NatsBroker
 
-    options = broker_options(settings, name)
+    options = broker_options(settings, name, inbox_prefix)
     holder: list[NatsBroker] = []
 
     async def start(error_cb: ErrorCallback) -> NatsBroker:

@@ -24,22 +24,24 @@ from nats.aio.client import Client
 from nats.js.errors import ServiceUnavailableError
 from prometheus_client import CollectorRegistry
 
+from stepout_contract.queries import QUERIES
 from stepout_contract.settings import Settings
 from stepout_contract.subjects import Subjects
 
 from .api_tokens import ApiTokens
-from .connection import closing, connect_broker
+from .connection import answerable, closing, connect_broker, service_inbox_prefix
 from .http import HttpApp, bound_port, make_server
 from .ingest import BatchHandler, DeadLetters, IngestLoop
 from .leases import Leases
 from .metrics import CommonMetrics
 from .outbox import OutboxRelay
 from .server_version import require_supported_server
-from .topology import StreamLimits, consumers, ensure_topology
+from .topology import StreamLimits, TopologyError, TopologyMissing, check_topology, consumers
 
 log = logging.getLogger(__name__)
 
 QueryAnswer = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+QUERY_ASKERS = {query.name: query.asked_by for query in QUERIES}
 
 
 # A JetStream cluster may take a while to answer after a start or an election.
@@ -134,6 +136,7 @@ class Service:
             connect_broker(
                 self.settings,
                 f"stepout-{parts.name}",
+                service_inbox_prefix(parts.name),
                 middlewares=[NatsPrometheusMiddleware(registry=parts.registry, app_name=f"stepout-{parts.name}")],
                 log_level=logging.DEBUG,
             )
@@ -149,7 +152,7 @@ class Service:
         self.nc = parts.nc = self.broker.connection
         require_supported_server(self.nc)  # raises ServerTooOld: the process ends with a non-zero status
         js = self.nc.jetstream()
-        await self._declare_topology(self.nc)
+        await self._check_topology(self.nc)
 
         # Queries: FastStream subscribers on core NATS, one queue group per service; its Prometheus
         # middleware measures them into our registry.
@@ -195,15 +198,18 @@ class Service:
             # A supervisor restarting on failure must see one: the process ends with a non-zero status.
             raise ServiceFailed(f"{parts.name}: {', '.join(task.get_name() for task in failed)} failed")
 
-    async def _declare_topology(self, nc: Client) -> None:
-        """`ensure_topology`, again while a JetStream cluster cannot answer yet (no meta leader, a stream
-        being placed or electing its leader): up to TOPOLOGY_PATIENCE_S, then the last error stops the start."""
+    async def _check_topology(self, nc: Client) -> None:
+        """`check_topology` for this service's consumers, again while the topology is not declared yet
+        (`stepout topology apply` still running) or a JetStream cluster cannot answer (no meta leader, a
+        stream being placed or electing its leader): up to TOPOLOGY_PATIENCE_S, then the last error stops
+        the start. A topology that differs from the settings stops it at once."""
         deadline = asyncio.get_running_loop().time() + TOPOLOGY_PATIENCE_S
         while True:
             try:
-                await ensure_topology(
+                await check_topology(
                     nc.jetstream(timeout=TOPOLOGY_REQUEST_S),
                     self.subjects,
+                    list(self.parts.ingest),
                     self.settings.max_deliver,
                     self.settings.ack_wait_seconds,
                     self.settings.tracker_partitions,
@@ -211,11 +217,19 @@ class Service:
                     replicas=self.settings.stream_replicas,
                 )
                 return
+            except TopologyMissing as exc:
+                if asyncio.get_running_loop().time() > deadline or self._stop.is_set():
+                    raise TopologyError(
+                        f"{exc}: the operator declares the streams and consumers with `stepout topology apply` "
+                        "(an identity allowed to, `admin` in deploy/nats/nats-server.conf), with the same "
+                        "STEPOUT_SUBJECT_PREFIX and STEPOUT_TRACKER_PARTITIONS"
+                    ) from None
+                log.warning("waiting for the topology to be declared", extra={"missing": str(exc)})
             except (nats.errors.TimeoutError, nats.errors.NoRespondersError, ServiceUnavailableError) as exc:
                 if asyncio.get_running_loop().time() > deadline or self._stop.is_set():
                     raise
-                log.warning("JetStream not answering yet, declaring the streams again", extra={"error": repr(exc)})
-                await asyncio.sleep(1.0)
+                log.warning("JetStream not answering yet, reading the streams again", extra={"error": repr(exc)})
+            await asyncio.sleep(1.0)
 
     def _loop_for(self, durable: str) -> IngestLoop:
         types, handler = self.parts.ingest[durable]
@@ -293,10 +307,16 @@ class Service:
 
     def _register_query(self, broker: NatsBroker, name: str, answer: QueryAnswer) -> None:
         subject = self.subjects.query(name)
+        asked_by = QUERY_ASKERS.get(name)
 
-        @broker.subscriber(subject, queue=f"stepout-{self.parts.name}", title=f"query.{name}")
-        async def handle(msg: NatsMessage) -> dict[str, Any]:
-            return await answer_query(answer, msg.body)
+        @broker.subscriber(subject, queue=f"stepout-{self.parts.name}", title=f"query.{name}", no_reply=True)
+        async def handle(msg: NatsMessage) -> None:
+            if not answerable(msg.reply_to, asked_by):
+                # Answering would publish under this service's identity wherever the asker pointed.
+                log.warning("query not answered: its reply subject is no inbox", extra={"query": name})
+                return
+            reply = await answer_query(answer, msg.body)
+            await broker.publish(reply, msg.reply_to)
 
     async def _report_pending(self) -> None:
         while True:

@@ -1,11 +1,15 @@
-"""Streams and durable consumers of CONTRACT §1, created or updated idempotently at start.
+"""Streams and durable consumers of CONTRACT §1: declared by the operator, checked by the services.
 
-Every service declares the whole topology, consumers of the other service included:
-the input stream keeps a message only while a consumer still has interest in it, so
-all its consumers must exist before the first input arrives, whichever service starts first.
-What the server stored is then compared with what was asked: a server may accept a setting
-it does not know and drop it (nats-server 2.9 drops `filter_subjects`), and a consumer
-without its filters would take in everything.
+`apply_topology` (`stepout topology apply`, run at deploy time and by `stepout run all`) creates or
+updates every stream and durable consumer, idempotently, under an identity that may shape the
+topology (`admin` in deploy/nats/nats-server.conf). No runtime identity may: a party allowed to create
+a consumer can aim a push consumer's deliveries at another's pull API and steal its messages, or
+redefine another's consumer. The services only read what the server stored (`check_topology`) and
+refuse to run on anything else. The input stream keeps a message only while a consumer still has
+interest in it, so all its consumers exist before the first input arrives, whichever service starts
+first. What the server stored is compared with what was asked: a server may accept a setting it does
+not know and drop it (nats-server 2.9 drops `filter_subjects`), and a consumer without its filters
+would take in everything.
 """
 
 from __future__ import annotations
@@ -45,6 +49,11 @@ NO_STORAGE = 10047  # JetStream's "insufficient storage resources available"
 
 class TopologyError(RuntimeError):
     """The streams and consumers cannot be declared as asked; the message is one line."""
+
+
+class TopologyMissing(TopologyError):
+    """A stream or consumer a service reads is not declared (yet): the operator's `stepout topology apply`
+    has not run against this server and prefix."""
 
 
 class TopologyMismatch(TopologyError):
@@ -87,6 +96,41 @@ def planner_partitions(partitions: int) -> dict[str, list[str]]:
     if partitions == 1:
         return {"planner": ["planner", "planner-outcomes"]}
     return {f"planner-p{k}": [f"planner-p{k}", f"planner-outcomes-p{k}"] for k in range(partitions)}
+
+
+# The platform's own durable consumer on the output stream, declared for it: it reads every output with
+# acks and a position kept for it, without any right to create or change a consumer. A push consumer whose
+# delivery subject the operator fixes, not a pull one: a pull request names its own reply subject, which
+# the server does not check, so a right to pull would let the platform have JetStream write stored outputs
+# onto any subject, the output stream's own included. Its instances share the deliveries (a queue group),
+# and an output is redelivered until acked however long the platform is away (no max_deliver).
+PLATFORM_CONSUMER = "platform"
+PLATFORM_MAX_ACK_PENDING = 1_000
+
+
+def platform_consumer(subjects: Subjects) -> Consumer:
+    """The platform's consumer: every public output, in stream order."""
+    return Consumer(subjects.out_stream, PLATFORM_CONSUMER, tuple(subjects.out_stream_subjects()))
+
+
+def platform_deliveries(subjects: Subjects) -> str:
+    """Where the platform's consumer delivers: a subject no stream takes, which only the platform reads."""
+    return f"{subjects.prefix}.deliver.{PLATFORM_CONSUMER}"
+
+
+def platform_consumer_config(subjects: Subjects, ack_wait: float) -> ConsumerConfig:
+    consumer = platform_consumer(subjects)
+    return ConsumerConfig(
+        durable_name=consumer.durable,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        filter_subjects=list(consumer.filter_subjects),
+        ack_wait=ack_wait,
+        max_deliver=-1,
+        max_ack_pending=PLATFORM_MAX_ACK_PENDING,
+        deliver_subject=platform_deliveries(subjects),
+        deliver_group=PLATFORM_CONSUMER,
+    )
 
 
 # Consumers of a single planner that a partitioned topology no longer has: deleted at start, so that an
@@ -224,7 +268,7 @@ def consumer_config(consumer: Consumer, max_deliver: int, ack_wait: float) -> Co
     )
 
 
-async def ensure_topology(
+async def apply_topology(
     js: JetStreamContext,
     subjects: Subjects,
     max_deliver: int,
@@ -234,7 +278,8 @@ async def ensure_topology(
     limits: StreamLimits = DEFAULT_LIMITS,
     replicas: int | None = None,
 ) -> None:
-    """Create or update every stream and durable consumer; safe to run from any number of processes.
+    """Create or update every stream and durable consumer (the services' and the platform's); safe to
+    run from any number of processes, and again: an object already as asked is left alone.
 
     Raises `TopologyMismatch` when what the server stored differs from what was asked, and
     `TopologyError` when the server has no room for a stream's byte limit.
@@ -280,13 +325,51 @@ async def ensure_topology(
         check_stored(f"stream {stream.name}", stream_fields(asked), stream_fields(stored.config))
     if partitions > 1:
         await _delete_single_planner(js, subjects)
-    for consumer in consumers(subjects, partitions).values():
-        config = consumer_config(consumer, max_deliver, ack_wait)
-        info = await js.add_consumer(consumer.stream, config)
+    declared = [(c.stream, consumer_config(c, max_deliver, ack_wait)) for c in consumers(subjects, partitions).values()]
+    declared.append((subjects.out_stream, platform_consumer_config(subjects, ack_wait)))
+    for stream_name, config in declared:
+        info = await js.add_consumer(stream_name, config)
         check_stored(
-            f"consumer {consumer.durable} of stream {consumer.stream}",
+            f"consumer {config.durable_name} of stream {stream_name}",
             consumer_fields(config),
             consumer_fields(info.config),
+        )
+
+
+async def check_topology(
+    js: JetStreamContext,
+    subjects: Subjects,
+    durables: list[str],
+    max_deliver: int,
+    ack_wait: float = ACK_WAIT_S,
+    partitions: int = 1,
+    *,
+    limits: StreamLimits = DEFAULT_LIMITS,
+    replicas: int | None = None,
+) -> None:
+    """Read every stream and the consumers named in `durables` as stored, without changing anything.
+
+    Raises `TopologyMissing` when one is not declared, `TopologyMismatch` when one differs from what
+    `apply_topology` with the same settings would declare (its replica count only when `replicas` is given).
+    """
+    for stream in stream_configs(subjects, partitions, limits):
+        assert stream.name is not None
+        try:
+            stored = (await js.stream_info(stream.name)).config
+        except NotFoundError:
+            raise TopologyMissing(f"stream {stream.name} is not declared") from None
+        asked = stream_fields(replace(stream, num_replicas=replicas or stored.num_replicas or 1))
+        check_stored(f"stream {stream.name}", asked, stream_fields(stored))
+    declared = consumers(subjects, partitions)
+    for durable in durables:
+        consumer = declared[durable]
+        try:
+            info = await js.consumer_info(consumer.stream, durable)
+        except NotFoundError:
+            raise TopologyMissing(f"consumer {durable} of stream {consumer.stream} is not declared") from None
+        config = consumer_config(consumer, max_deliver, ack_wait)
+        check_stored(
+            f"consumer {durable} of stream {consumer.stream}", consumer_fields(config), consumer_fields(info.config)
         )
 
 
@@ -344,6 +427,8 @@ def consumer_fields(config: ConsumerConfig) -> dict[str, Any]:
         "max_deliver": config.max_deliver,
         "max_ack_pending": config.max_ack_pending,
         "max_waiting": config.max_waiting,
+        "deliver_subject": config.deliver_subject,
+        "deliver_group": config.deliver_group,
     }
 
 

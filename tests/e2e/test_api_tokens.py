@@ -8,7 +8,17 @@ from pathlib import Path
 
 import httpx
 
-from support import AUDITOR_TOKEN, PLATFORM_TOKEN, NatsServer, Platform, ServiceProcess, System, new_prefix, service_env
+from support import (
+    AUDITOR_TOKEN,
+    PLATFORM_TOKEN,
+    NatsServer,
+    Platform,
+    ServiceProcess,
+    System,
+    declare_topology,
+    new_prefix,
+    service_env,
+)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -39,6 +49,7 @@ def test_without_tokens_set_one_is_made_on_first_start_owner_readable_only(
     nats_server: NatsServer, tmp_path: Path
 ) -> None:
     env = service_env(nats_server.url, tmp_path, new_prefix(), STEPOUT_STORE="sqlite", STEPOUT_API_TOKENS="")
+    declare_topology(env)
     tracker = ServiceProcess("tracker", env, tmp_path / "tracker.log")
     tracker.start()
     try:

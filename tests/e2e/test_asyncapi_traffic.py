@@ -16,11 +16,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import nats
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
 from stepout_contract.asyncapi import document
+from stepout_contract.queries import QUERIES
+from stepout_runtime.connection import service_inbox_prefix
 from support import Platform, System, attempt_data, cloud_event
 
 DOC = "urn:stepout:asyncapi"
@@ -167,8 +170,19 @@ class Session:
         )
 
     async def ask(self, name: str, request: Any) -> dict[str, Any]:
+        """The query asked as its asker would: a platform, or for a service's query that service, whose
+        inbox is the only one the answer may go to."""
         body = request if isinstance(request, bytes) else json.dumps(request).encode()
-        reply = json.loads((await self.platform.nc.request(f"{self.prefix}.query.{name}", body, timeout=5)).data)
+        subject = f"{self.prefix}.query.{name}"
+        asker = next(query.asked_by for query in QUERIES if query.name == name)
+        if asker is None:
+            answer = await self.platform.nc.request(subject, body, timeout=5)
+        else:
+            url = self.platform.nc.connected_url
+            assert url is not None
+            async with await nats.connect(url.geturl(), inbox_prefix=service_inbox_prefix(asker)) as service:
+                answer = await service.request(subject, body, timeout=5)
+        reply = json.loads(answer.data)
         self.traffic.exchanges.append(Exchange(f"query.{name}", request, reply))
         return reply  # type: ignore[no-any-return]
 

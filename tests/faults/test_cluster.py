@@ -18,7 +18,16 @@ import pytest
 
 from cluster import NatsCluster
 from exactly_once import check_exactly_once, decided_in_order, rebuild_verifies, settled
-from support import Platform, ServiceProcess, System, attempt_data, cloud_event, free_port, service_env
+from support import (
+    Platform,
+    ServiceProcess,
+    System,
+    attempt_data,
+    cloud_event,
+    declare_topology,
+    free_port,
+    service_env,
+)
 
 pytestmark = [pytest.mark.faults, pytest.mark.cluster]
 
@@ -137,6 +146,7 @@ async def test_one_of_two_trackers_and_one_of_two_planners_killed_mid_burst(
         STEPOUT_PLANNER_REPLICAS="2",
     )
     (tmp_path / "data").mkdir()
+    declare_topology(env)
     services = [
         ServiceProcess(name, {**env, f"STEPOUT_{name.upper()}_PORT": str(free_port())}, tmp_path / f"{name}-{n}.log")
         for name in ("planner", "tracker")

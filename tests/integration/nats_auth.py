@@ -43,11 +43,14 @@ from project_nats import (
 from stepout_contract.settings import Settings
 from stepout_contract.subjects import OUTPUT_FAMILIES
 from stepout_runtime.connection import (
+    ADMIN_INBOX_PREFIX,
+    AUDITOR_INBOX_PREFIX,
     CONSOLE_INBOX_PREFIX,
-    SERVICE_INBOX_PREFIX,
+    PLATFORM_INBOX_PREFIX,
     broker_options,
     connect,
     connect_options,
+    service_inbox_prefix,
 )
 from support import ROOT, Platform, System, free_port, nats_server_binary
 
@@ -110,14 +113,30 @@ async def service_identity(url: str, role: str, password: str) -> Identity:
     """A connection like a service's (its settings, its inbox prefix), logged in as `role`."""
     errors: list[str] = []
     options = connect_options(settings_for(url, nats_user=role, nats_password=password), f"test-{role}")
-    options.update(inbox_prefix=SERVICE_INBOX_PREFIX, error_cb=_collecting(errors), allow_reconnect=False)
+    options.update(inbox_prefix=service_inbox_prefix(role), error_cb=_collecting(errors), allow_reconnect=False)
     return Identity(await nats.connect(**options), errors)
 
 
-async def client_identity(url: str, role: str, password: str) -> Identity:
-    """A connection like an outside client's (a platform, an auditor: the default inbox), logged in as `role`."""
+# The inbox prefix of each outside party: its own, the only one the deploy configuration lets it read.
+CLIENT_INBOX_PREFIXES = {
+    "platform": PLATFORM_INBOX_PREFIX,
+    "auditor": AUDITOR_INBOX_PREFIX,
+    "admin": ADMIN_INBOX_PREFIX,
+}
+
+
+async def client_identity(url: str, role: str, password: str, inbox_prefix: str | None = None) -> Identity:
+    """A connection like an outside client's (a platform with the default inbox, an auditor or the
+    operator with their own), logged in as `role`; `inbox_prefix` another than its own."""
     errors: list[str] = []
-    nc = await nats.connect(url, user=role, password=password, error_cb=_collecting(errors), allow_reconnect=False)
+    nc = await nats.connect(
+        url,
+        user=role,
+        password=password,
+        inbox_prefix=inbox_prefix or CLIENT_INBOX_PREFIXES[role],
+        error_cb=_collecting(errors),
+        allow_reconnect=False,
+    )
     return Identity(nc, errors)
 
 
@@ -154,7 +173,9 @@ class PlatformIdentity(Platform):
 # --- the deploy configuration as docker-compose.yml's cluster, on loopback --------------------------
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+CLUSTER_CONFIG = ROOT / "deploy" / "nats" / "cluster.conf"  # includes DEPLOY_CONFIG, from beside it
 ROUTE_PORT = 6222  # where compose's nodes meet each other, each on its own host name
+ROUTE_VARIABLES = ("STEPOUT_NATSD_ROUTE_PASSWORD", "STEPOUT_NATSD_ROUTES")
 
 
 def compose_variables(value: str, **variables: str) -> str:
@@ -194,36 +215,47 @@ class ClusterNode(ServerProcess):
 
 @dataclass
 class ComposeCluster:
-    """The nats nodes of docker-compose.yml, each started with its own compose command (the deploy
-    configuration, its server name, the cluster name, its routes with the route password) on loopback:
-    the hosts `nats-<k>` and the ports become 127.0.0.1 and free ports, each node with its own store."""
+    """The nats nodes of docker-compose.yml, each started with its own compose command (the cluster's
+    configuration, its server name) and the route password and routes of its compose environment, on
+    loopback: the hosts `nats-<k>` and the ports become 127.0.0.1 and free ports (the route listener in
+    a copy of the configuration: a --cluster flag would drop the route password), each node with its own
+    store."""
 
     directory: Path
     passwords: dict[str, str] = field(default_factory=fresh_passwords)
     jetstream_key: str = field(default_factory=lambda: secrets.token_hex(32))
     route_password: str = field(default_factory=lambda: secrets.token_hex(16))
     nodes: list[ClusterNode] = field(init=False)
+    route_ports: list[int] = field(init=False)
 
     def __post_init__(self) -> None:
         services = yaml.safe_load(COMPOSE_FILE.read_text())["services"]
         names = sorted(name for name, service in services.items() if str(service.get("image", "")).startswith("nats:"))
         routes = {name: free_port() for name in names}
-        self.nodes = []
+        self.nodes, self.route_ports = [], [routes[name] for name in names]
         for name in names:
-            command = [
-                compose_variables(arg, STEPOUT_NATSD_ROUTE_PASSWORD=self.route_password)
-                for arg in services[name]["command"]
-            ]
-            for other in names:
-                command = [arg.replace(f"@{other}:{ROUTE_PORT}", f"@127.0.0.1:{routes[other]}") for arg in command]
-            command = [arg.replace(f"@0.0.0.0:{ROUTE_PORT}", f"@127.0.0.1:{routes[name]}") for arg in command]
+            configs = self.directory / name / "config"
+            configs.mkdir(parents=True, exist_ok=True)
+            shutil.copy(DEPLOY_CONFIG, configs / DEPLOY_CONFIG.name)
+            listen = f"listen: 0.0.0.0:{ROUTE_PORT}"
+            assert CLUSTER_CONFIG.read_text().count(listen) == 1
+            config = configs / CLUSTER_CONFIG.name
+            config.write_text(CLUSTER_CONFIG.read_text().replace(listen, f"listen: 127.0.0.1:{routes[name]}"))
+            command = list(services[name]["command"])
             port, http_port = free_port(), free_port()
-            moved = {"--config": str(DEPLOY_CONFIG), "--addr": "127.0.0.1", "--http_port": str(http_port)}
+            moved = {"--config": str(config), "--addr": "127.0.0.1", "--http_port": str(http_port)}
             for flag, value in moved.items():
                 command[command.index(flag) + 1] = value
             store = self.directory / name / "store"
             store.mkdir(parents=True, exist_ok=True)
             env = deploy_env(store, self.passwords, self.jetstream_key)
+            for variable in ROUTE_VARIABLES:
+                value = compose_variables(
+                    services[name]["environment"][variable], STEPOUT_NATSD_ROUTE_PASSWORD=self.route_password
+                )
+                for other in names:
+                    value = value.replace(f"@{other}:{ROUTE_PORT}", f"@127.0.0.1:{routes[other]}")
+                env[variable] = value
             log = self.directory / name / "nats-server.log"
             self.nodes.append(ClusterNode(name, [*command, "--port", str(port)], env, port, http_port, log))
 
@@ -231,11 +263,6 @@ class ComposeCluster:
     def url(self) -> str:
         """STEPOUT_NATS_URL for the cluster: every node."""
         return ",".join(node.url for node in self.nodes)
-
-    @property
-    def route_ports(self) -> list[int]:
-        return [int(re.findall(r"@127\.0\.0\.1:(\d+)", node.command[node.command.index("--cluster") + 1])[0])
-                for node in self.nodes]  # fmt: skip
 
     def start(self, timeout: float = 30.0) -> None:
         for node in self.nodes:
@@ -260,6 +287,9 @@ class ComposeCluster:
         for service in system.services():
             login = {"STEPOUT_NATS_USER": service.name, "STEPOUT_NATS_PASSWORD": self.passwords[service.name]}
             service.env = {**service.env, **login}
+        assert system.tracker is not None
+        operator = {"STEPOUT_NATS_USER": "admin", "STEPOUT_NATS_PASSWORD": self.passwords["admin"]}
+        system.topology_env = {**system.tracker.env, **operator}
         return system
 
 
@@ -268,14 +298,14 @@ class ComposeCluster:
 
 async def round_trip(settings: Settings, stream: str) -> None:
     """Connect as a service does (nats-py and FastStream), store two messages and read one back."""
-    nc = await connect(settings, "test-round-trip")
+    nc = await connect(settings, "test-round-trip", ADMIN_INBOX_PREFIX)
     try:
         js = nc.jetstream()
         subject = f"{stream.lower()}.check"
         await js.add_stream(name=stream, subjects=[f"{stream.lower()}.>"], storage="memory")
         ack = await js.publish(subject, b"through nats-py", headers={"Nats-Msg-Id": str(uuid.uuid4())})
         assert (await js.get_msg(stream, ack.seq)).data == b"through nats-py"
-        broker = NatsBroker(**broker_options(settings, "test-round-trip-broker"))
+        broker = NatsBroker(**broker_options(settings, "test-round-trip-broker", ADMIN_INBOX_PREFIX))
         await broker.connect()
         try:
             await broker.publish(b"through faststream", subject)

@@ -26,6 +26,7 @@ from nats.js.errors import APIError, NotFoundError
 from integration.nats_auth import (
     CONSOLE,
     CONSOLE_INBOX_PREFIX,
+    PLATFORM_INBOX_PREFIX,
     ComposeCluster,
     Identity,
     PlatformIdentity,
@@ -46,12 +47,20 @@ from project_nats import PREFIX, ROLES, ConfiguredNatsServer, ProjectNats, files
 from stepout_contract.queries import QUERIES
 from stepout_contract.subjects import Subjects
 from stepout_runtime.connection import NatsRefusedError, connect
-from stepout_runtime.topology import SINGLE_PLANNER, consumers, ensure_topology
+from stepout_runtime.topology import (
+    PLATFORM_CONSUMER,
+    SINGLE_PLANNER,
+    apply_topology,
+    consumers,
+    platform_consumer,
+    platform_deliveries,
+)
 from support import (
     NatsServer,
     ServiceProcess,
     System,
     cloud_event,
+    declare_topology,
     free_port,
     nats_server_binary,
     new_prefix,
@@ -66,6 +75,7 @@ DENIED_S = 0.5  # how long a refused request is waited for: the server never ans
 PULL_ONE = json.dumps({"batch": 1, "no_wait": True}).encode()  # a pull request, answered at once when allowed
 SERVICES = ("tracker", "planner")
 IDENTITIES = tuple(dict.fromkeys((*ROLES, CONSOLE)))  # every identity of the configuration
+RUNTIME_IDENTITIES = tuple(role for role in IDENTITIES if role != "admin")  # all but the operator's
 
 
 # --- the role identities, against planner and tracker ---------------------------------------------
@@ -107,13 +117,13 @@ async def partitioned_system(
     partitioned_nats: ProjectNats, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[System]:
     """Planner and tracker with STEPOUT_TRACKER_PARTITIONS=2, each logged in as itself, started over the
-    topology a single planner left: they must delete its two consumers, under their own identities."""
-    planner = await login(partitioned_nats, "planner")
+    topology a single planner left: the operator's `topology apply` deletes its two consumers."""
+    admin = await login(partitioned_nats, "admin")
     try:
-        await ensure_topology(planner.nc.jetstream(), SUBJECTS, max_deliver=5)
-        assert planner.errors == []
+        await apply_topology(admin.nc.jetstream(), SUBJECTS, max_deliver=5)
+        assert admin.errors == []
     finally:
-        await planner.nc.close()
+        await admin.nc.close()
     running = partitioned_nats.system(
         tmp_path_factory.mktemp("partitioned-data"), STEPOUT_TRACKER_PARTITIONS=str(PARTITIONS)
     )
@@ -157,6 +167,14 @@ async def tracker_identity(secured_nats: ProjectNats) -> AsyncIterator[Identity]
 @pytest.fixture
 async def planner_identity(secured_nats: ProjectNats) -> AsyncIterator[Identity]:
     identity = await login(secured_nats, "planner")
+    yield identity
+    await identity.nc.close()
+
+
+@pytest.fixture
+async def operator(secured_nats: ProjectNats) -> AsyncIterator[Identity]:
+    """The operator's identity, `admin`: the only one that may read every consumer's definition."""
+    identity = await login(secured_nats, "admin")
     yield identity
     await identity.nc.close()
 
@@ -211,14 +229,6 @@ async def test_the_whole_loop_runs_under_the_role_identities(deployed: tuple[Pro
 
 async def whole_loop(platform: PlatformIdentity, server: ProjectNats, system: System) -> None:
     marks = log_marks(server.log_path, *(service.log_path for service in system.services()))
-    # The platform's own durable push consumer on the outputs is one of the two ways it may read them.
-    through_consumer: list[str] = []
-
-    async def on_output(msg: Msg) -> None:
-        through_consumer.append(msg.subject)
-
-    await platform.js.subscribe(f"{PREFIX}.>", durable="platform-outputs", stream=SUBJECTS.out_stream, cb=on_output)
-
     await platform.enrol("u-roles")
     [first] = await platform.wait_for("challenge.assigned", "u-roles")
     challenge = first["data"]
@@ -238,16 +248,13 @@ async def whole_loop(platform: PlatformIdentity, server: ProjectNats, system: Sy
     assert "partial" not in history
     assert "stepout.challenge.assigned.v1" in [event["type"] for event in history["events"]]
 
+    # The other way the platform reads outputs: the durable consumer declared for it, with acks.
     expected = [
         f"{PREFIX}.challenge.assigned.u-roles",
         f"{PREFIX}.progress.updated.u-roles",
         f"{PREFIX}.challenge.assigned.u-roles",
     ]
-    for _ in range(100):
-        if len(through_consumer) >= len(expected):
-            break
-        await asyncio.sleep(0.05)
-    assert through_consumer == expected
+    assert [msg.subject for msg in await pulled_by_platform(platform, "u-roles", len(expected))] == expected
 
     # Withdrawal with erasure: the tracker purges the participant's queued inputs from the stream.
     await platform.publish("participant.withdrawn", "u-roles", {"user_id": "u-roles", "erase": True})
@@ -264,12 +271,30 @@ async def whole_loop(platform: PlatformIdentity, server: ProjectNats, system: Sy
     assert "violation" not in logged_since(marks).lower()
 
 
+async def pulled_by_platform(platform: PlatformIdentity, user_id: str, count: int) -> list[Msg]:
+    """`count` outputs of `user_id` delivered by the platform's consumer, each acked, the others' acked too."""
+    mine: list[Msg] = []
+
+    async def delivered(msg: Msg) -> None:
+        await msg.ack()
+        if msg.subject.endswith(f".{user_id}"):
+            mine.append(msg)
+
+    subscription = await platform.nc.subscribe(platform_deliveries(SUBJECTS), queue=PLATFORM_CONSUMER, cb=delivered)
+    for _ in range(200):
+        if len(mine) >= count:
+            break
+        await asyncio.sleep(0.05)
+    await subscription.unsubscribe()
+    return mine
+
+
 async def test_partitioned_services_read_only_their_own_consumers(
     partitioned_system: System, partitioned_nats: ProjectNats
 ) -> None:
     tracker, planner = await login(partitioned_nats, "tracker"), await login(partitioned_nats, "planner")
     try:
-        # A single planner's consumers are gone: the services deleted them at start, under their identities.
+        # A single planner's consumers are gone: the operator's `topology apply` deleted them.
         for stream, durable in zip((IN, OUT), SINGLE_PLANNER, strict=True):
             with pytest.raises(NotFoundError):
                 await planner.nc.jetstream().consumer_info(stream, durable)
@@ -281,12 +306,12 @@ async def test_partitioned_services_read_only_their_own_consumers(
             "tracker": [
                 *[(c.stream, c.durable) for c in partitioned if c.durable.startswith("planner")],
                 *zip((IN, OUT), SINGLE_PLANNER, strict=True),
-                (OUT, "platform-outputs"),
+                (OUT, PLATFORM_CONSUMER),
             ],
             "planner": [
                 *[(c.stream, c.durable) for c in partitioned if c.durable.startswith("tracker")],
                 (IN, "tracker"),
-                (OUT, "platform-outputs"),
+                (OUT, PLATFORM_CONSUMER),
             ],
         }
         assert len(others["tracker"]) == 2 * PARTITIONS + 3 and len(others["planner"]) == PARTITIONS + 2
@@ -340,10 +365,12 @@ async def test_the_platform_can_neither_take_over_the_planners_consumer_nor_read
         await js.add_consumer(out, ConsumerConfig(durable_name="planner-outcomes"), timeout=DENIED_S)
     with pytest.raises(nats.errors.TimeoutError):
         await platform.nc.request(f"$JS.API.CONSUMER.DELETE.{out}.planner-outcomes", b"", timeout=DENIED_S)
-    # No pulling, not even from a consumer of its own: a pull delivers to any reply subject it names.
-    await js.add_consumer(out, ConsumerConfig(durable_name="platform-pull"), timeout=2)
-    await platform.nc.publish(f"$JS.API.CONSUMER.MSG.NEXT.{out}.platform-pull", b'{"batch": 1}')
-    await platform.identity.violation(f"$JS.API.CONSUMER.MSG.NEXT.{out}.platform-pull")
+    # Not even a consumer of its own: it pulls from the one declared for it, and from no other.
+    with pytest.raises(nats.errors.TimeoutError):
+        await js.add_consumer(out, ConsumerConfig(durable_name="platform-pull"), timeout=DENIED_S)
+    for stolen in (f"{out}.planner-outcomes", f"{in_}.tracker", f"{in_}.planner"):
+        await platform.nc.publish(f"$JS.API.CONSUMER.MSG.NEXT.{stolen}", PULL_ONE)
+        await platform.identity.violation(f"$JS.API.CONSUMER.MSG.NEXT.{stolen}")
     # Inputs (notes inside) and dead letters are not the platform's to read back.
     for stream in (in_, dlq):
         with pytest.raises(nats.errors.TimeoutError):
@@ -357,22 +384,34 @@ async def test_the_platform_can_neither_take_over_the_planners_consumer_nor_read
 
 
 async def test_a_query_answer_cannot_be_redirected_into_a_stream(
-    platform: PlatformIdentity, tracker_identity: Identity, secured_nats: ProjectNats
+    platform: PlatformIdentity, tracker_identity: Identity, secured_system: System
 ) -> None:
-    before = await stored(tracker_identity, SUBJECTS.dlq_stream)
-    marks = log_marks(secured_nats.log_path)
-    target = f"{PREFIX}.deadletter.planner"
-    await platform.nc.publish(f"{PREFIX}.query.progress", b'{"user_id": "nobody"}', reply=target)
-    # The tracker answers, and the server refuses the answer: services may answer to inboxes only.
-    refused = f'"$G/user:tracker" - Publish Violation - Subject "{target}"'
+    """A reply subject is the asker's to choose and the server checks it against nobody's rights: a
+    service answering wherever it points would publish, under its own identity, an output into the
+    output stream, a request to the JetStream API (a purge), or into a service's own inbox."""
+    before = {stream: await last_seq(tracker_identity, stream) for stream in (IN, OUT, DLQ)}
+    marks = log_marks(*(service.log_path for service in secured_system.services()))
+    targets = [
+        (SUBJECTS.query("progress"), SUBJECTS.event("progress", "updated", "u-victim")),
+        (SUBJECTS.query("progress"), SUBJECTS.event("overload", "cleared", "u-victim")),
+        (SUBJECTS.query("plan"), SUBJECTS.event("challenge", "assigned", "u-victim")),
+        (SUBJECTS.query("plan"), f"$JS.API.STREAM.PURGE.{IN}"),
+        (SUBJECTS.query("progress"), f"$JS.API.STREAM.PURGE.{OUT}"),
+        (SUBJECTS.query("progress"), "_INBOX_stepout_tracker.taken"),
+        (SUBJECTS.query("plan"), "_INBOX_stepout_planner.taken"),
+        (SUBJECTS.query("plan"), "_INBOX_stepout_tracker.taken"),
+    ]
+    for query, target in targets:
+        await platform.nc.publish(query, b'{"user_id": "u-victim"}', reply=target)
     for _ in range(100):
-        if refused in logged_since(marks):
+        if logged_since(marks).count("query not answered") >= len(targets):
             break
         await asyncio.sleep(0.05)
-    assert refused in logged_since(marks)
-    assert await stored(tracker_identity, SUBJECTS.dlq_stream) == before
-    # ... and the tracker goes on answering.
+    assert logged_since(marks).count("query not answered") == len(targets)
+    assert {stream: await last_seq(tracker_identity, stream) for stream in (IN, OUT, DLQ)} == before
+    # ... and both go on answering the platform, into its own inbox.
     assert (await platform.query("history", {"user_id": "nobody"}))["error"]["code"] == "not_found"
+    assert (await platform.query("plan", {"user_id": "nobody"}))["error"]["code"] == "not_found"
 
 
 async def test_each_service_may_publish_only_its_own_outputs(
@@ -427,18 +466,44 @@ def probes(partitions: int) -> list[Probe]:
         (f"$JS.API.STREAM.MSG.GET.{IN}", {"seq": FAR}, NOBODY),
         (f"$JS.API.STREAM.MSG.GET.{DLQ}", {"seq": FAR}, NOBODY),
         (f"$JS.API.DIRECT.GET.{OUT}", {"seq": FAR}, NOBODY),
+        # The topology is the operator's: no identity a process runs under may create, update or delete a
+        # stream or a consumer (`admin`, probed apart, declares them), each asked so that it would do harm.
         *[(f"$JS.API.STREAM.DELETE.{stream}", {}, NOBODY) for stream in streams],
-        # Deleting a consumer: nobody's but a single planner's two, which the services delete once the
-        # planner is partitioned (asked of them only where they are gone already: the answer is "not found").
+        *[
+            (f"$JS.API.STREAM.UPDATE.{stream}", {"name": stream, "subjects": [f"{PREFIX}.>"]}, NOBODY)
+            for stream in streams
+        ],
+        (f"$JS.API.STREAM.CREATE.{OUTCOMES}", {"name": OUTCOMES, "sources": [{"name": DLQ}]}, NOBODY),
+        ("$JS.API.STREAM.CREATE.SPY", {"name": "SPY", "sources": [{"name": IN}]}, NOBODY),
+        *[(f"$JS.API.CONSUMER.CREATE.{stream}", {"stream_name": stream, "config": {}}, NOBODY) for stream in streams],
+        *[
+            (
+                f"$JS.API.CONSUMER.DURABLE.CREATE.{c.stream}.{c.durable}",
+                {"stream_name": c.stream, "config": {"durable_name": c.durable, "filter_subject": f"{PREFIX}.none"}},
+                NOBODY,
+            )
+            for c in [*consumers(SUBJECTS, partitions).values(), platform_consumer(SUBJECTS)]
+        ],
+        (
+            f"$JS.API.CONSUMER.CREATE.{OUT}.thief",
+            {
+                "stream_name": OUT,
+                "config": {"name": "thief", "deliver_subject": f"$JS.API.CONSUMER.MSG.NEXT.{IN}.tracker"},
+            },
+            NOBODY,
+        ),
         *[
             (f"$JS.API.CONSUMER.DELETE.{c.stream}.{c.durable}", {}, NOBODY)
-            for c in consumers(SUBJECTS, partitions).values()
-            if c.durable not in SINGLE_PLANNER
+            for c in [*consumers(SUBJECTS, partitions).values(), platform_consumer(SUBJECTS)]
         ],
+        # Reading what the operator declared: each service its streams and its own consumers, the platform
+        # its own consumer.
+        *[(f"$JS.API.STREAM.INFO.{stream}", {}, ERASERS) for stream in streams],
         *[
-            (f"$JS.API.CONSUMER.DELETE.{stream}.{durable}", {}, ERASERS)
-            for stream, durable in zip((IN, OUT), SINGLE_PLANNER, strict=True)
+            (f"$JS.API.CONSUMER.INFO.{c.stream}.{c.durable}", {}, (c.durable.split("-")[0],))
+            for c in consumers(SUBJECTS, partitions).values()
         ],
+        (f"$JS.API.CONSUMER.INFO.{OUT}.{PLATFORM_CONSUMER}", {}, ("platform",)),
     ]
     if partitions > 1:
         found += [
@@ -455,17 +520,12 @@ def test_every_query_of_the_contract_is_probed() -> None:
     assert sorted(ASKERS) == sorted(query.name for query in QUERIES)
 
 
-@pytest.mark.parametrize("role", IDENTITIES)
+@pytest.mark.parametrize("role", RUNTIME_IDENTITIES)
 async def test_each_role_may_ask_only_its_own_queries_and_stream_operations(
     role: str, deployed: tuple[ProjectNats, System, int]
 ) -> None:
     server, _, partitions = deployed
-    asked = [
-        (subject, body, may)
-        for subject, body, may in probes(partitions)
-        # With one partition a single planner's consumers are in use: a service allowed to delete them would.
-        if not (partitions == 1 and role in may and subject.startswith("$JS.API.CONSUMER.DELETE."))
-    ]
+    asked = probes(partitions)
     identity = await login(server, role)
     try:
         answers = await asyncio.gather(
@@ -588,7 +648,7 @@ async def test_the_auditor_cannot_publish_an_input_an_output_or_a_dead_letter(
 
 
 async def test_the_auditor_can_neither_create_a_consumer_nor_ack_for_one(
-    auditor: Identity, platform: PlatformIdentity, planner_identity: Identity
+    auditor: Identity, operator: Identity, planner_identity: Identity
 ) -> None:
     js = auditor.nc.jetstream(timeout=DENIED_S)
     # A durable consumer, asked for the legacy way and by name (the server takes a body's durable name).
@@ -613,15 +673,17 @@ async def test_the_auditor_can_neither_create_a_consumer_nor_ack_for_one(
 
     for name in ("auditor-durable", "auditor-named"):
         with pytest.raises(NotFoundError):
-            await platform.js.consumer_info(OUT, name)
+            await operator.nc.jetstream().consumer_info(OUT, name)
     kept = await planner_identity.nc.jetstream().consumer_info(OUT, "planner-outcomes")
     assert tuple(kept.config.filter_subjects or ()) == consumers(SUBJECTS)["planner-outcomes"].filter_subjects
     for subscription in (
         "stepout.attempt.>",
         "stepout.deadletter.>",
         "stepout.query.progress",
-        "_INBOX_stepout.>",
+        "_INBOX_stepout_tracker.>",
+        "_INBOX_stepout_planner.>",
         f"{CONSOLE_INBOX_PREFIX}.>",
+        "_INBOX.>",  # the platform's replies
     ):
         await auditor.nc.subscribe(subscription)
         await auditor.violation(subscription)
@@ -779,7 +841,7 @@ async def test_the_console_cannot_publish_anything_but_a_review(
 
 
 async def test_the_console_can_neither_create_a_consumer_nor_read_more_than_its_replies_and_the_warnings(
-    console: Identity, platform: PlatformIdentity
+    console: Identity, operator: Identity
 ) -> None:
     js = console.nc.jetstream(timeout=DENIED_S)
     for stream in (IN, OUT, DLQ):
@@ -790,15 +852,17 @@ async def test_the_console_can_neither_create_a_consumer_nor_read_more_than_its_
         await js.subscribe(f"{PREFIX}.>", stream=OUT, ordered_consumer=True)
     await console.violation(f"$JS.API.CONSUMER.CREATE.{OUT}")
     with pytest.raises(NotFoundError):
-        await platform.js.consumer_info(OUT, "console-spy")
+        await operator.nc.jetstream().consumer_info(OUT, "console-spy")
     for subscription in (
         f"{PREFIX}.progress.>",
         f"{PREFIX}.overload.>",
         f"{PREFIX}.attempt.>",
         f"{PREFIX}.>",
         SUBJECTS.query("progress"),  # answering a query in a service's place
-        "_INBOX.>",  # the platform's and the auditor's replies
-        "_INBOX_stepout.>",  # the services' replies: what they pull, notes included
+        "_INBOX.>",  # the platform's replies
+        "_INBOX_stepout_auditor.>",  # the auditor's
+        "_INBOX_stepout_tracker.>",  # the services' replies: what they pull, notes included
+        "_INBOX_stepout_planner.>",
     ):
         await console.nc.subscribe(subscription)
         await console.violation(subscription)
@@ -867,9 +931,11 @@ async def test_the_console_itself_runs_under_its_identity(
 
 async def test_a_wrong_password_is_refused_at_once(secured_nats: ProjectNats, tmp_path: Path) -> None:
     with pytest.raises(NatsRefusedError, match="STEPOUT_NATS_USER/STEPOUT_NATS_PASSWORD"):
-        await connect(settings_for(secured_nats.url, nats_user="platform", nats_password="wrong"), "test")
+        await connect(
+            settings_for(secured_nats.url, nats_user="platform", nats_password="wrong"), "test", PLATFORM_INBOX_PREFIX
+        )
     with pytest.raises(NatsRefusedError, match="STEPOUT_NATS_USER"):
-        await connect(settings_for(secured_nats.url), "test")
+        await connect(settings_for(secured_nats.url), "test", PLATFORM_INBOX_PREFIX)
 
     # A service with a wrong password stops with the setting named instead of retrying for ever.
     env = service_env(
@@ -950,8 +1016,10 @@ async def test_the_store_keeps_nothing_readable_neither_what_was_erased_nor_what
     server = ProjectNats(tmp_path / "nats")
     server.start()
     try:
+        admin = await login(server, "admin")
+        await apply_topology(admin.nc.jetstream(), SUBJECTS, max_deliver=5)
+        await admin.nc.close()
         tracker = await login(server, "tracker")
-        await ensure_topology(tracker.nc.jetstream(), SUBJECTS, max_deliver=5)
         marker = {what: f"marker-{what}-{secrets.token_hex(8)}" for what in ("acked", "purged", "kept")}
         platform = await PlatformIdentity.login(server.url)
         for what in ("acked", "purged", "kept"):  # in this order, in one block: the kept one keeps it alive
@@ -1000,9 +1068,10 @@ async def test_a_token_server_accepts_the_token_setting(tmp_path: Path) -> None:
     try:
         await round_trip(settings_for(server.url, nats_token=token), "TOKEN_CHECK")
         with pytest.raises(NatsRefusedError, match="STEPOUT_NATS_TOKEN"):
-            await connect(settings_for(server.url, nats_token="not-the-token"), "test")
+            await connect(settings_for(server.url, nats_token="not-the-token"), "test", PLATFORM_INBOX_PREFIX)
         (tmp_path / "data").mkdir()
         env = service_env(server.url, tmp_path / "data", new_prefix(), STEPOUT_NATS_TOKEN=token)
+        declare_topology(env)
         tracker = ServiceProcess("tracker", env, tmp_path / "tracker.log")
         tracker.start()  # ready: both its connections (nats-py and FastStream) logged in with the token
     finally:
@@ -1020,9 +1089,13 @@ async def test_tls_with_client_certificates_uses_the_tls_settings(tmp_path: Path
         full = {"nats_tls_ca": certs.ca, "nats_tls_cert": certs.client_cert, "nats_tls_key": certs.client_key}
         await round_trip(settings_for(server.url, **full), "TLS_CHECK")
         with pytest.raises(NatsRefusedError, match="STEPOUT_NATS_TLS_CERT"):
-            await connect(settings_for(server.url, nats_tls_ca=certs.ca), "test")
+            await connect(settings_for(server.url, nats_tls_ca=certs.ca), "test", PLATFORM_INBOX_PREFIX)
         with pytest.raises(NatsRefusedError, match="STEPOUT_NATS_TLS_CA"):
-            await connect(settings_for(server.url, nats_tls_cert=certs.client_cert, nats_tls_key=certs.client_key), "t")
+            await connect(
+                settings_for(server.url, nats_tls_cert=certs.client_cert, nats_tls_key=certs.client_key),
+                "t",
+                PLATFORM_INBOX_PREFIX,
+            )
     finally:
         server.stop()
 
@@ -1038,7 +1111,7 @@ async def test_an_operator_mode_server_accepts_the_creds_setting(tmp_path: Path)
         await round_trip(settings_for(server.url, nats_creds=creds), "CREDS_CHECK")
         stranger = creds_file(tmp_path / "stranger.creds", new_keypair(nkeys.PREFIX_BYTE_ACCOUNT), "stranger")
         with pytest.raises(NatsRefusedError, match="STEPOUT_NATS_CREDS"):
-            await connect(settings_for(server.url, nats_creds=stranger), "test")
+            await connect(settings_for(server.url, nats_creds=stranger), "test", PLATFORM_INBOX_PREFIX)
     finally:
         server.stop()
 

@@ -18,7 +18,7 @@ import pytest
 
 from project_nats import files_containing
 from stepout_contract.subjects import Subjects
-from stepout_runtime.topology import ensure_topology
+from stepout_runtime.topology import apply_topology
 from support import ROOT, Platform, free_port, service_env
 
 pytestmark = pytest.mark.cluster
@@ -97,7 +97,7 @@ async def replicated(url: str, prefix: str) -> tuple[int, str]:
     platform = await Platform.connect(url.split(","), prefix)  # type: ignore[arg-type]  # every node
     try:
         subjects = Subjects(prefix)
-        await ensure_topology(platform.js, subjects, max_deliver=5, ack_wait=30, replicas=3)
+        await apply_topology(platform.js, subjects, max_deliver=5, ack_wait=30, replicas=3)
         await platform.attempt("u-cluster", note=MARKER)
         info = await platform.js.stream_info(subjects.in_stream)
         assert info.state.messages == 1

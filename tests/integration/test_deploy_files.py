@@ -122,9 +122,9 @@ def interpolated(value: str, **variables: str) -> str:
 
 
 def stepout_services() -> Iterator[tuple[str, dict[str, Any]]]:
-    """Compose services that run the image of our Dockerfile."""
+    """Compose services that run the image of our Dockerfile and keep running (not the one-shot `topology`)."""
     for name, service in compose()["services"].items():
-        if "build" in service:
+        if "build" in service and name != "topology":
             yield name, service
 
 
@@ -272,6 +272,25 @@ HEALTH_PATHS = {"planner": "/readyz", "tracker": "/readyz", "console": "/healthz
 def test_compose_runs_two_planners_two_trackers_and_a_console_with_valid_stepout_commands() -> None:
     roles = sorted(role_of(service) for _, service in stepout_services())
     assert roles == ["console", "planner", "planner", "tracker", "tracker"]
+
+
+def test_compose_declares_the_topology_as_the_operator_before_any_service_starts() -> None:
+    """`stepout topology apply` under `admin`, once, with the same topology settings as the services; each
+    service waits for it to finish (the console, for the services)."""
+    topology = compose()["services"]["topology"]
+    args = stepout_parser().parse_args(topology["command"])
+    assert (args.command, args.action) == ("topology", "apply")
+    assert topology["restart"] == "no"
+    env = topology["environment"]
+    assert env["STEPOUT_NATS_USER"] == "admin"
+    for node in nats_nodes().values():
+        assert env["STEPOUT_NATS_PASSWORD"] == node["environment"]["STEPOUT_NATSD_ADMIN_PASSWORD"]
+    for name, service in stepout_services():
+        if role_of(service) in SERVICES:
+            assert service["depends_on"]["topology"] == {"condition": "service_completed_successfully"}, name
+            for setting in ("STEPOUT_NATS_URL", "STEPOUT_SUBJECT_PREFIX", "STEPOUT_TRACKER_PARTITIONS"):
+                assert service["environment"].get(setting) == env.get(setting), (name, setting)
+            assert service["environment"]["STEPOUT_STREAM_REPLICAS"] == env["STEPOUT_STREAM_REPLICAS"] == "3"
 
 
 def test_compose_sets_only_known_settings_and_the_postgres_store() -> None:

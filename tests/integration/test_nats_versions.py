@@ -31,10 +31,10 @@ from stepout_runtime.topology import (
     StreamLimits,
     TopologyError,
     TopologyMismatch,
+    apply_topology,
     consumer_config,
     consumer_fields,
     consumers,
-    ensure_topology,
     stream_configs,
     stream_fields,
 )
@@ -110,8 +110,8 @@ async def test_partitioned_inputs_and_byte_limits_are_stored_as_asked(supported_
     nc = await nats.connect(supported_server.url)
     try:
         js = nc.jetstream()
-        await ensure_topology(js, subjects, max_deliver=20, ack_wait=30.0, partitions=3, limits=limits)
-        await ensure_topology(js, subjects, max_deliver=20, ack_wait=30.0, partitions=3, limits=limits)  # an update
+        await apply_topology(js, subjects, max_deliver=20, ack_wait=30.0, partitions=3, limits=limits)
+        await apply_topology(js, subjects, max_deliver=20, ack_wait=30.0, partitions=3, limits=limits)  # an update
         stored = await js.stream_info(subjects.in_stream)
         assert stored.config.subject_transform is not None
         assert stored.config.max_bytes == 8 * 1024**2 and stored.config.discard == "new"
@@ -153,7 +153,7 @@ async def test_a_stream_made_before_byte_limits_gets_them_on_the_next_start(supp
             duplicate_window=120,
         )
         await js.add_stream(before)
-        await ensure_topology(js, subjects, max_deliver=20)
+        await apply_topology(js, subjects, max_deliver=20)
         stored = (await js.stream_info(subjects.in_stream)).config
         assert stored.max_bytes == 1024**3 and stored.discard == "new"
     finally:
@@ -169,7 +169,7 @@ async def test_a_full_input_stream_refuses_new_inputs_and_a_full_dlq_drops_its_o
     try:
         js = nc.jetstream()
         limits = StreamLimits(in_max_bytes=10_000, out_max_bytes=10_000, dlq_max_bytes=10_000)
-        await ensure_topology(js, subjects, max_deliver=20, limits=limits)
+        await apply_topology(js, subjects, max_deliver=20, limits=limits)
         refused = None
         for i in range(30):
             try:
@@ -195,7 +195,7 @@ async def test_a_server_without_room_for_the_byte_limits_is_named_with_the_setti
     try:
         nc = await nats.connect(server.url)
         with pytest.raises(TopologyError) as refused:
-            await ensure_topology(nc.jetstream(), Subjects(new_prefix()), max_deliver=20)
+            await apply_topology(nc.jetstream(), Subjects(new_prefix()), max_deliver=20)
         await nc.close()
     finally:
         server.stop()
@@ -316,13 +316,13 @@ async def test_on_an_older_server_the_topology_check_names_the_setting_it_droppe
         js = nc.jetstream()
         subjects = Subjects(new_prefix())
         with pytest.raises(TopologyMismatch) as dropped_filter:
-            await ensure_topology(js, subjects, max_deliver=20)
+            await apply_topology(js, subjects, max_deliver=20)
         assert str(dropped_filter.value) == (
             f"consumer planner of stream {subjects.in_stream}: the NATS server stored filter_subjects [], "
             f"stepout asked for ['{subjects.prefix}.participant.>']"
         )
         with pytest.raises(TopologyMismatch) as dropped_transform:
-            await ensure_topology(js, Subjects(new_prefix()), max_deliver=20, partitions=2)
+            await apply_topology(js, Subjects(new_prefix()), max_deliver=20, partitions=2)
         assert re.match(r"stream \w+_IN: the NATS server stored subject_transform None, ", str(dropped_transform.value))
     finally:
         await nc.close()

@@ -12,6 +12,7 @@ from support import (
     NatsServer,
     Platform,
     ServiceProcess,
+    declare_topology,
     free_port,
     new_prefix,
     service_env,
@@ -36,6 +37,7 @@ async def test_three_trackers_share_the_load_and_survive_losing_one(
         STEPOUT_ACK_WAIT_SECONDS="2",
         STEPOUT_BATCH_SIZE="20",
     )
+    declare_topology(env)
     planner = ServiceProcess("planner", env, tmp_path / "planner.log")
     trackers = [
         ServiceProcess("tracker", {**env, "STEPOUT_TRACKER_PORT": str(free_port())}, tmp_path / f"tracker-{i}.log")

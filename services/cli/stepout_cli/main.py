@@ -25,6 +25,11 @@ def parser() -> argparse.ArgumentParser:
     cluster.add_argument("--nodes", type=int, default=3, choices=range(3, 8), metavar="N", help="how many, 3 to 7 (3)")
     cluster.add_argument("--port", type=int, default=4241, help="the first node's client port; the next nodes' follow")
     cluster.add_argument("--route-port", type=int, default=6241, help="the first node's route port, the same way")
+    topology = commands.add_parser("topology", help="the streams and consumers (the operator's)")
+    topology_commands = topology.add_subparsers(dest="action", required=True)
+    topology_commands.add_parser(
+        "apply", help="declare every stream and durable consumer, idempotently (an identity allowed to)"
+    )
     console = commands.add_parser("console", help="the console for coaches and auditors")
     console_commands = console.add_subparsers(dest="action", required=True)
     console_commands.add_parser(
@@ -134,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
         return run_cluster(
             nodes(args.nodes, settings.data_dir / "cluster", args.port, args.route_port), jetstream_key(settings)
         )
+    if args.command == "topology":
+        from .topology import apply_command
+
+        return apply_command(settings)
     if args.command == "console":
         from .console import hash_password_command
 

@@ -14,7 +14,7 @@ from stepout_runtime.connection import connect_options
 from stepout_runtime.keystore import KeyStore, keystore_location
 from stepout_runtime.master_key import master_key
 
-from . import natsd
+from . import natsd, topology
 from .processes import Signals, stop_all, watch
 
 log = logging.getLogger("stepout.run")
@@ -56,6 +56,11 @@ def run_all(settings: Settings) -> int:
     env = os.environ.copy()
     if nats_server.url != settings.nats_url.split(",")[0].strip():
         env["STEPOUT_NATS_URL"] = nats_server.url  # the server started beside an older one
+        settings = settings.model_copy(update={"nats_url": nats_server.url})
+    # The topology first, as an operator declares it at deploy time: the services only read it.
+    if not signals.stopping and topology.apply_command(settings) != 0:
+        nats_server.stop()
+        return 1
     children = {
         name: subprocess.Popen([sys.executable, "-m", "stepout_cli.main", "run", name], env=env)
         for name in (() if signals.stopping else ("planner", "tracker", "console"))
