@@ -15,7 +15,7 @@ from nats.js.errors import ServiceUnavailableError
 
 from stepout_contract.settings import Settings
 from stepout_contract.subjects import Subjects
-from stepout_runtime.connection import ADMIN_INBOX_PREFIX, NatsRefusedError, connect
+from stepout_runtime.connection import ADMIN_INBOX_PREFIX, NatsRefusedError, closing, connect
 from stepout_runtime.server_version import ServerTooOld, require_supported_server
 from stepout_runtime.topology import StreamLimits, TopologyError, apply_topology, consumers, platform_consumer
 
@@ -57,7 +57,10 @@ async def apply(settings: Settings) -> None:
                 log.warning("JetStream not answering yet, declaring the topology again", extra={"error": repr(exc)})
                 await asyncio.sleep(1.0)
     finally:
+        # Closing its own connection is no outage to report.
+        was_closing, closing.now = closing.now, True
         await nc.close()
+        closing.now = was_closing
     declared = [*consumers(subjects, settings.tracker_partitions), platform_consumer(subjects).durable]
     log.info(
         "topology declared",
