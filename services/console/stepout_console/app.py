@@ -1,19 +1,16 @@
 """The console's HTTP shell: sign-in, the escalations, participant and audit pages, and Mark reviewed.
 
-Every route but `/healthz`, `/signin` and the static files needs a session (a signed, HttpOnly
-cookie). A coach sees and reviews only the participants enrolled with their `coach_id`; another
-coach's participant answers 404, as an unknown one does. An auditor reads everyone and changes
-nothing. Every form that changes something carries the session's CSRF token.
+Every route but `/healthz`, `/signin` and the static files needs a session (signin.py, sessions.py:
+an HttpOnly cookie holding a signed session id, the session kept on the server). A coach sees and reviews
+only the participants enrolled with their `coach_id`; another coach's participant answers 404, as an
+unknown one does. An auditor reads everyone and changes nothing. Every form that changes something
+carries the session's CSRF token. No log line carries a participant's user id.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
-import math
-import re
-import secrets
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -23,7 +20,6 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
@@ -35,21 +31,19 @@ from stepout_audit.chain import chained_lines
 from stepout_contract.subjects import is_user_id
 
 from . import participant_page
-from .accounts import Account, hash_password, password_matches
+from .accounts import Account
 from .board import Board
 from .contract_client import ContractClient, NotFound, Unavailable
+from .live_views import LiveViewRefused, LiveViews
 from .moments import age, as_of_param
-from .throttle import SignInThrottle
+from .sessions import SessionStore
+from .signin import SignIn, read_form, same_origin_form
 
 log = logging.getLogger(__name__)
 
-SESSION_COOKIE = "stepout_console"
-SESSION_MAX_AGE_S = 8 * 3600
-ACCOUNT_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")  # as accounts.py has them
 SSE_HEARTBEAT_S = 15.0
-SSE_CLIENTS_MAX = 200
-# scrypt takes 16 MiB and ~50 ms a check: a flood of sign-ins waits its turn rather than take the memory.
-PASSWORD_CHECKS_AT_ONCE = 2
+# A browser that was told this once comes back over HTTPS only, for a year (when the cookies are Secure).
+HSTS = (b"strict-transport-security", b"max-age=31536000")
 # Scripts, styles and data only from the console itself: nothing inline, nothing from elsewhere.
 SECURITY_HEADERS = [
     (
@@ -66,10 +60,12 @@ Handler = Callable[[Request, Account], Awaitable[Response]]
 
 
 class SecurityHeaders:
-    """Adds SECURITY_HEADERS to every response, and `no-store` to every one but the static files."""
+    """Adds SECURITY_HEADERS to every response, `no-store` to every one but the static files, and
+    with `hsts` Strict-Transport-Security."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, hsts: bool) -> None:
         self.app = app
+        self.extra = [*SECURITY_HEADERS, HSTS] if hsts else SECURITY_HEADERS
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -79,7 +75,7 @@ class SecurityHeaders:
 
         async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = list(message.get("headers", [])) + SECURITY_HEADERS
+                headers = list(message.get("headers", [])) + self.extra
                 if not cacheable:
                     headers.append((b"cache-control", b"no-store"))
                 message = {**message, "headers": headers}
@@ -89,115 +85,52 @@ class SecurityHeaders:
 
 
 class Console:
-    def __init__(self, client: ContractClient, board: Board, accounts: dict[str, Account]) -> None:
+    def __init__(
+        self,
+        client: ContractClient,
+        board: Board,
+        accounts: dict[str, Account],
+        sessions: SessionStore,
+        *,
+        secure: bool,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.client = client
         self.board = board
         self.accounts = accounts
+        self.sessions = sessions
+        self.secure = secure  # the cookies Secure, and HSTS sent
         self.templates = Jinja2Templates(directory=str(files("stepout_console") / "templates"))
         self.templates.env.globals["age"] = age
-        self.sse_clients = 0
-        self.throttle = SignInThrottle()
-        self.checking = asyncio.Semaphore(PASSWORD_CHECKS_AT_ONCE)
-        # scrypt's work for an unknown account name too: a hash of a password nobody knows.
-        self.decoy_hash = hash_password(secrets.token_urlsafe(16))
-
-    # Sessions ---------------------------------------------------------------------------------
-
-    def account(self, request: Request) -> Account | None:
-        name = request.session.get("name")
-        account = self.accounts.get(name) if isinstance(name, str) else None
-        if account is None or request.session.get("role") != account.role:
-            return None  # signed out, or the account changed since
-        since = request.session.get("since")
-        if not isinstance(since, int) or time.time() - since > SESSION_MAX_AGE_S:
-            return None  # 8 hours after signing in, however busy the session was
-        return account
+        self.live = LiveViews()
+        self.signin = SignIn(accounts, sessions, self.live, secure=secure, page=self.page, clock=clock)
 
     def page(
         self, request: Request, template: str, account: Account | None, status: int = 200, **context: Any
     ) -> Response:
-        context.update(account=account, csrf=request.session.get("csrf", ""))
+        session = getattr(request.state, "session", None)
+        context.update(account=account, csrf=session.csrf if session else "")
         return self.templates.TemplateResponse(request, template, context, status_code=status)
 
     def not_found(self, request: Request, account: Account, user_id: str) -> Response:
         return self.page(request, "not_found.html", account, status=404, user_id=user_id)
 
-    def signed_in(self, handler: Handler, *, page: bool = True) -> Callable[[Request], Awaitable[Response]]:
-        """`handler` for a signed-in account; otherwise to the sign-in page (a page) or 401."""
+    def signed_in(
+        self, handler: Handler, *, page: bool = True, used: bool = True
+    ) -> Callable[[Request], Awaitable[Response]]:
+        """`handler` for a signed-in account; otherwise to the sign-in page (a page) or 401. Unless
+        `used` is False (what a page asks by itself), the request restarts the session's idle time."""
 
         async def route(request: Request) -> Response:
-            account = self.account(request)
-            if account is None:
+            found = self.signin.signed_in_as(request, used=used)
+            if found is None:
                 if page and request.method == "GET":
                     return RedirectResponse(f"/signin?next={request.url.path}", status_code=303)
                 return PlainTextResponse("sign in first", status_code=401)
+            request.state.session, account = found
             return await handler(request, account)
 
         return route
-
-    def same_origin_form(self, request: Request, form: Any) -> bool:
-        """The form carries this session's CSRF token, and the browser says it came from here."""
-        token = request.session.get("csrf")
-        given = form.get("csrf")
-        if not isinstance(token, str) or not isinstance(given, str) or not hmac.compare_digest(token, given):
-            return False
-        return self.same_origin(request)
-
-    @staticmethod
-    def same_origin(request: Request) -> bool:
-        """Whether the browser says the request came from this console (or says nothing)."""
-        origin = request.headers.get("origin")
-        return origin is None or origin == f"{request.url.scheme}://{request.url.netloc}"
-
-    # Sign-in ----------------------------------------------------------------------------------
-
-    async def signin_form(self, request: Request) -> Response:
-        return self.page(request, "signin.html", None, next=_local(request.query_params.get("next")))
-
-    async def signin(self, request: Request) -> Response:
-        if not self.same_origin(request):
-            return PlainTextResponse("the form did not come from this console", status_code=403)
-        form = await request.form(max_fields=8, max_part_size=4096)
-        name, password = str(form.get("name", ""))[:64], str(form.get("password", ""))[:1024]
-        target = _local(str(form.get("next", "/"))[:2048])
-        address = request.client.host if request.client else ""
-        if not ACCOUNT_NAME.match(name):
-            return self.page(
-                request, "signin.html", None, status=401, next=target, error="That name and password do not match."
-            )
-        now = time.monotonic()
-        wait_s = math.ceil(self.throttle.wait_s(name, address, now))
-        if wait_s > 0:
-            log.warning("console sign-in throttled", extra={"account": name, "address": address})
-            error = f"Too many failed sign-ins from here: try again in {wait_s} seconds."
-            answer = self.page(request, "signin.html", None, status=429, next=target, error=error)
-            answer.headers["retry-after"] = str(wait_s)
-            return answer
-        self.throttle.tried(name, address, now)
-        account = self.accounts.get(name)
-        # The same work for an unknown name as for a wrong password: neither is told apart.
-        stored = account.password_hash if account else self.decoy_hash
-        async with self.checking:
-            matches = await asyncio.to_thread(password_matches, password, stored)
-        if account is None or not matches:
-            log.info("console sign-in refused", extra={"account": name, "address": address})
-            return self.page(
-                request, "signin.html", None, status=401, next=target, error="That name and password do not match."
-            )
-        self.throttle.succeeded(name, address, now)
-        request.session.clear()
-        request.session.update(
-            name=account.name, role=account.role, csrf=secrets.token_urlsafe(32), since=int(time.time())
-        )
-        log.info("console sign-in", extra={"account": account.name, "role": account.role})
-        return RedirectResponse(target, status_code=303)
-
-    async def signout(self, request: Request, account: Account) -> Response:
-        form = await request.form()
-        if not self.same_origin_form(request, form):
-            return PlainTextResponse("the form did not come from this console", status_code=403)
-        request.session.clear()
-        return RedirectResponse("/signin", status_code=303)
 
     # Escalations ------------------------------------------------------------------------------
 
@@ -227,21 +160,25 @@ class Console:
         return self.page(request, "escalation_rows.html", account, now=datetime.now(UTC), **shown)
 
     async def escalation_events(self, request: Request, account: Account) -> Response:
-        """Server-sent events: `changed` whenever the board is read again, a comment now and then."""
-        if self.sse_clients >= SSE_CLIENTS_MAX:
-            return PlainTextResponse("too many live views open; reload later", status_code=503)
-        self.sse_clients += 1  # counted now: viewers arriving together cannot pass the cap
+        """Server-sent events: `changed` whenever the board is read again, a comment now and then;
+        ended with the session (signed out at once; timed out at the next comment at the latest)."""
+        try:
+            view = self.live.open(account.name, request.state.session.key)
+        except LiveViewRefused as refused:
+            return PlainTextResponse(refused.reason, status_code=refused.status)
 
         async def stream() -> AsyncIterator[str]:
             try:
                 seen = self.board.version
                 yield "retry: 3000\n\n"
                 while not await request.is_disconnected():
-                    now = await self.board.wait_changed(seen, SSE_HEARTBEAT_S)
+                    now = await self.board.wait_changed(seen, SSE_HEARTBEAT_S, view.ended)
+                    if view.ended.is_set() or self.sessions.find(view.session) is None:
+                        return
                     yield f"event: changed\ndata: {now}\n\n" if now > seen else ": still here\n\n"
                     seen = now
             finally:
-                self.sse_clients -= 1
+                self.live.close(view)
 
         return StreamingResponse(stream(), media_type="text/event-stream", headers={"x-accel-buffering": "no"})
 
@@ -298,8 +235,10 @@ class Console:
         user_id = request.path_params["user_id"]
         if account.role != "coach" or account.coach_id is None:
             return PlainTextResponse("only a participant's coach marks them reviewed", status_code=403)
-        form = await request.form()
-        if not self.same_origin_form(request, form):
+        form = await read_form(request)
+        if form is None:
+            return Response(status_code=400)
+        if not same_origin_form(request, form):
             return PlainTextResponse("the form did not come from this console", status_code=403)
         try:
             review_id = uuid.UUID(str(form.get("review_id", "")))
@@ -316,7 +255,7 @@ class Console:
             await self.client.publish_review(user_id, account.coach_id, review_id)
         except Unavailable as exc:
             return self.page(request, "unavailable.html", account, status=503, reason=str(exc))
-        log.info("console review sent", extra={"account": account.name, "user_id": user_id, "id": str(review_id)})
+        log.info("console review sent", extra={"account": account.name, "id": str(review_id)})
         return RedirectResponse(f"/participants/{user_id}?reviewed=1", status_code=303)
 
     # Audit ------------------------------------------------------------------------------------
@@ -367,7 +306,7 @@ class Console:
         except Unavailable as exc:
             return PlainTextResponse(f"not exported: {exc}", status_code=503)
         body = "".join(line + "\n" for line in chained_lines(events)).encode()
-        log.info("console audit export", extra={"account": account.name, "user_id": user_id, "events": len(events)})
+        log.info("console audit export", extra={"account": account.name, "events": len(events)})
         return Response(
             body,
             media_type="application/jsonl",
@@ -380,23 +319,17 @@ class Console:
         return JSONResponse({"status": "ok"})
 
 
-def _local(target: str | None) -> str:
-    """A redirect target on this site only (a path), never another host."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target
-
-
-def build_app(console: Console, secret: str, *, secure_cookies: bool) -> Starlette:
+def build_app(console: Console) -> Starlette:
     c = console
     routes = [
         Route("/healthz", c.healthz),
-        Route("/signin", c.signin_form, methods=["GET"]),
-        Route("/signin", c.signin, methods=["POST"]),
-        Route("/signout", c.signed_in(c.signout, page=False), methods=["POST"]),
+        Route("/signin", c.signin.form, methods=["GET"]),
+        Route("/signin", c.signin.submit, methods=["POST"]),
+        Route("/signout", c.signed_in(c.signin.sign_out, page=False), methods=["POST"]),
         Route("/", c.signed_in(c.escalations)),
-        Route("/escalations/rows", c.signed_in(c.escalation_rows, page=False)),
-        Route("/escalations/events", c.signed_in(c.escalation_events, page=False)),
+        # What the escalations page asks by itself is no use of the session: an unattended page times out.
+        Route("/escalations/rows", c.signed_in(c.escalation_rows, page=False, used=False)),
+        Route("/escalations/events", c.signed_in(c.escalation_events, page=False, used=False)),
         Route("/participants", c.signed_in(c.find)),
         Route("/participants/{user_id}", c.signed_in(c.participant)),
         Route("/participants/{user_id}/review", c.signed_in(c.review, page=False), methods=["POST"]),
@@ -404,15 +337,4 @@ def build_app(console: Console, secret: str, *, secure_cookies: bool) -> Starlet
         Route("/participants/{user_id}/audit/export.jsonl", c.signed_in(c.export)),
         Mount("/static", StaticFiles(packages=[("stepout_console", "static")]), name="static"),
     ]
-    middleware = [
-        Middleware(SecurityHeaders),
-        Middleware(
-            SessionMiddleware,
-            secret_key=secret,
-            session_cookie=SESSION_COOKIE,
-            max_age=SESSION_MAX_AGE_S,
-            same_site="lax",
-            https_only=secure_cookies,
-        ),
-    ]
-    return Starlette(routes=routes, middleware=middleware)
+    return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders, hsts=c.secure)])

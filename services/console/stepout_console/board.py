@@ -35,14 +35,19 @@ class Board:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
-    async def wait_changed(self, seen: int, timeout: float) -> int:
-        """The board's version once it is past `seen`, or `seen` after `timeout` seconds."""
-        if self.version > seen:
+    async def wait_changed(self, seen: int, timeout: float, ended: asyncio.Event | None = None) -> int:
+        """The board's version once it is past `seen`, or `seen` after `timeout` seconds or once
+        `ended` is set, whichever comes first."""
+        if self.version > seen or (ended is not None and ended.is_set()):
             return self.version
+        waits = {asyncio.ensure_future(self._changed.wait())}
+        if ended is not None:
+            waits.add(asyncio.ensure_future(ended.wait()))
         try:
-            await asyncio.wait_for(self._changed.wait(), timeout)
-        except TimeoutError:
-            pass
+            await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiting in waits:
+                waiting.cancel()
         return self.version
 
     async def observed(self, kind: str, data: dict[str, Any]) -> None:

@@ -1,4 +1,5 @@
-"""Wiring of the console: settings -> accounts, one NATS connection, the escalations board, HTTP."""
+"""Wiring of the console: settings -> accounts and sessions, one NATS connection, the escalations
+board, HTTP."""
 
 from __future__ import annotations
 
@@ -16,13 +17,16 @@ from .accounts import accounts_of, session_secret
 from .app import Console, build_app
 from .board import Board
 from .contract_client import ContractClient
+from .sessions import SESSIONS_FILE, SessionStore
+from .settings import load_console_settings, secure_cookies
 
 log = logging.getLogger("stepout.console")
 
 
 async def serve(settings: Settings) -> None:
-    """Serve until SIGINT or SIGTERM. SettingsError for accounts or a secret that cannot be used."""
+    """Serve until SIGINT or SIGTERM. SettingsError for accounts, a secret or a setting that cannot be used."""
     accounts, secret = accounts_of(settings), session_secret(settings)
+    console_settings = load_console_settings()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -38,7 +42,10 @@ async def serve(settings: Settings) -> None:
     nc = connecting.result()
     client = ContractClient(nc, Subjects(settings.subject_prefix))
     board = Board(client)
-    app = build_app(Console(client, board, accounts), secret, secure_cookies=settings.console_secure_cookies)
+    sessions = SessionStore(settings.data_dir / SESSIONS_FILE, secret, idle_s=console_settings.idle_minutes * 60)
+    ended = sessions.end_changed(accounts)  # a password (or role, or coach) changed since: signed out
+    secure = secure_cookies(settings)
+    app = build_app(Console(client, board, accounts, sessions, secure=secure))
     server = make_server(app, settings.http_host, settings.console_port)
     board_task = asyncio.create_task(board.run(), name="board")
     http_task = asyncio.create_task(server.serve(), name="http")
@@ -48,8 +55,21 @@ async def serve(settings: Settings) -> None:
         http_task.result()  # the port is taken, say: the error ends the process
     log.info(
         f"console at http://{settings.http_host}:{bound_port(server)}",
-        extra={"service": "console", "port": bound_port(server), "accounts": len(accounts)},
+        extra={
+            "service": "console",
+            "port": bound_port(server),
+            "accounts": len(accounts),
+            "sessions_ended": ended,
+            "secure_cookies": secure,
+            "idle_minutes": console_settings.idle_minutes,
+        },
     )
+    if secure:
+        log.info(
+            "console cookies are Secure: browsers send them over HTTPS only (a TLS proxy in front), "
+            "or set STEPOUT_CONSOLE_SECURE_COOKIES=false",
+            extra={"service": "console"},
+        )
     await asyncio.wait([asyncio.ensure_future(stop.wait()), http_task, board_task], return_when=asyncio.FIRST_COMPLETED)
     log.info("stopping", extra={"service": "console"})
     server.should_exit = True
@@ -58,5 +78,6 @@ async def serve(settings: Settings) -> None:
         await asyncio.wait_for(http_task, 5.0)
     closing.now = True
     await nc.close()
+    sessions.close()
     if board_task.done() and not board_task.cancelled() and board_task.exception() is not None:
         raise board_task.exception()  # type: ignore[misc]
