@@ -326,6 +326,9 @@ def test_compose_gives_the_console_its_accounts_and_secret_and_no_key() -> None:
     # Neither the master key nor the stores: the console reads the services through their queries only.
     assert {"STEPOUT_CIPHER_KEY", "STEPOUT_POSTGRES_DSN", "STEPOUT_KEYSTORE_DSN", "STEPOUT_API_TOKENS"}.isdisjoint(env)
     assert set(console["depends_on"]) == {*nats_nodes(), "planner-1", "planner-2", "tracker-1", "tracker-2"}
+    # Beyond loopback: Secure session cookies and HSTS unless an operator says `false`.
+    assert env["STEPOUT_HTTP_HOST"] == "0.0.0.0"
+    assert env["STEPOUT_CONSOLE_SECURE_COOKIES"] == "${STEPOUT_CONSOLE_SECURE_COOKIES:-true}"
 
 
 def service_port(service: dict[str, Any]) -> int:
