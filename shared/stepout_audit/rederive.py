@@ -14,6 +14,9 @@ was stored (`difference`):
   the plan folded from the decisions stored before it (an input that was stale when it
   arrived decides nothing, as in the service).
 
+An input the deciders refuse (a review by another coach than the participant's) is never stored:
+a stored decision of one is a mismatch.
+
 Re-deriving stops at the first mismatch; `Rederived` holds it, or what was re-derived.
 """
 
@@ -28,6 +31,7 @@ from typing import Any
 from stepout_domain import planning, tracking
 from stepout_domain.catalog import Catalog
 from stepout_domain.plan_state import initial_state
+from stepout_domain.refusals import Refusal
 from stepout_domain.ruleset import DEFAULT_VERSION, RuleSetError, by_version
 from stepout_domain.tracker_commands import RecordAttempt, Review
 from stepout_planner.plan import from_platform
@@ -87,6 +91,11 @@ def rederive(trail: Trail, catalog: Catalog) -> Rederived:
     if result.mismatch is None:
         rederive_planner(trail.user_id, trail.planner, catalog, result)
     return result
+
+
+def _refused(refusal: Refusal) -> str:
+    """A stored decision of an input the domain refuses: the service would have dead-lettered it."""
+    return f"the store has this input decided, the domain refuses it ({refusal.reason})"
 
 
 # Tracker ----------------------------------------------------------------------------------------
@@ -158,12 +167,15 @@ def _tracker_difference(
         if cause.name == "AttemptRecorded":
             command = RecordAttempt(ATTEMPT.validate_python(event.attempt), happened_at(event.envelope))
         else:
-            command = Review(event.reviewed_at)
+            command = Review(event.reviewed_at, event.data.get("coach_id"))
     else:
         return None, None  # an enrolment, a withdrawal or an erasure of the previous release decides nothing more
     rules = by_version(version or last_version)
     state = participant.state if participant is not None else tracking.initial_state(user_id)
-    derived = [TRACKER_EVENTS.record(e) for e in tracking.decide(state, command, rules)]
+    decision = tracking.decide(state, command, rules)
+    if isinstance(decision, Refusal):
+        return (0, _refused(decision)), rules.version
+    derived = [TRACKER_EVENTS.record(e) for e in decision]
     derived = [r for r in derived if cause.name == "Decided" or r["kind"] not in ("AttemptRecorded", "Reviewed")]
     stored = cause.event.events if cause.name == "Decided" else _decided_records(cause, decided)
     return first_difference([(r["kind"], r["body"]) for r in derived], [(r["kind"], r["body"]) for r in stored]), (
@@ -194,10 +206,14 @@ def rederive_planner(user_id: str, stored: Sequence[Entry], catalog: Catalog, re
             result.mismatch = _at(entry, f"the stored decision does not parse ({type(exc).__name__})")
             return
         state = plan.state if plan is not None else initial_state(user_id)
-        derived = [] if stale else [event_record(e) for e in planning.decide(state, command, rules, catalog)]
-        found = first_difference(
-            [(r["kind"], r["body"]) for r in derived], [(r["kind"], r["body"]) for r in decided.events]
-        )
+        decision = planning.decide(state, command, rules, catalog)
+        if isinstance(decision, Refusal):
+            found: tuple[int, str] | None = (0, _refused(decision))
+        else:
+            derived = [] if stale else [event_record(e) for e in decision]
+            found = first_difference(
+                [(r["kind"], r["body"]) for r in derived], [(r["kind"], r["body"]) for r in decided.events]
+            )
         if found is not None:
             result.mismatch = _at(entry, f"{command.__class__.__name__} under rule set {rules.version}: {found[1]}")
             return

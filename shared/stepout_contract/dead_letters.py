@@ -66,6 +66,11 @@ REASONS: tuple[Reason, ...] = (
     Reason("erased", "the participant was erased: nothing more is recorded for them"),
     Reason("attempt_conflict", "the `attempt_id` was already used for an attempt with other content"),
     Reason(
+        "not_their_coach",
+        "a `participant.reviewed` names another coach than the participant's: the `coach_id` of the "
+        "enrolment in force (a participant enrolled without one takes a review naming any coach)",
+    ),
+    Reason(
         "retries_exhausted",
         "the input still failed transiently (store busy, NATS down) on its last allowed delivery",
     ),

@@ -42,6 +42,8 @@ NoticeReason = Literal[
     "assignment_not_open",
     "challenge_not_assigned",
 ]
+# Why a decider refuses an input: a dead-letter reason (`dead_letters.REASONS`) that the domain decides.
+RefusalReason = Literal["not_their_coach"]
 
 
 def rfc3339(moment: datetime) -> str:

@@ -29,6 +29,9 @@ Choices where DOMAIN.md leaves room:
   covers the crisis (a review repeated later, or one older than the crisis, does not),
   and the plan follows that clearing, so the two services never disagree.
 - Cancelled assignments give their day's slot back to the daily limit.
+- A review from another coach than the participant's (the `coach_id` of the enrolment in force)
+  is refused (`refusals.review_refusal`): `decide` returns the `Refusal` instead of events, and the
+  planner dead-letters the input. The tracker refuses it too, so it never clears a crisis.
 """
 
 from __future__ import annotations
@@ -79,6 +82,7 @@ from stepout_domain.plan_state import (
     local_days_later,
     next_local_midnight,
 )
+from stepout_domain.refusals import Refusal, review_refusal
 from stepout_domain.ruleset import RuleSet
 
 __all__ = [
@@ -92,6 +96,7 @@ __all__ = [
     "PlanCommand",
     "PlanEvent",
     "PlanState",
+    "Refusal",
     "Resume",
     "Review",
     "WarningRule",
@@ -124,11 +129,12 @@ class _Decision:
         self.state = evolve(self.state, event)
 
 
-def decide(state: PlanState, command: PlanCommand, rules: RuleSet, catalog: Catalog) -> list[PlanEvent]:
+def decide(state: PlanState, command: PlanCommand, rules: RuleSet, catalog: Catalog) -> list[PlanEvent] | Refusal:
     """The events `command` causes for the plan in `state`; equal arguments give equal events.
 
     Nothing happens before enrolment (except enrolling), after withdrawal, or for a
     redelivered progress (`position` already seen) or warning (`warning_id` already seen).
+    A review by another coach than the participant's is refused: the `Refusal`, and no event.
     """
     if not state.enrolled and not isinstance(command, Enrol):
         return []
@@ -137,6 +143,8 @@ def decide(state: PlanState, command: PlanCommand, rules: RuleSet, catalog: Cata
         if isinstance(command, Withdraw) and command.erase and not state.erased:
             return [Withdrawn(True, at=max(command.at.astimezone(UTC), state.clock or command.at))]
         return []
+    if isinstance(command, Review) and (refused := review_refusal(state.coach_id, command.coach_id)) is not None:
+        return refused
     if isinstance(command, ObserveProgress) and command.position <= state.last_position:
         return []
     if isinstance(command, ObserveWarning) and command.warning_id in state.seen_warning_ids:

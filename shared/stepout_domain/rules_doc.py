@@ -216,7 +216,9 @@ latest history and at least {clear_after_hours_caution} hours (`caution`) or
 {clear_after_hours_high} hours (`high`) have passed since it was raised; this is checked on the
 next attempt or review. A `crisis` clears only when a coach reviews the participant
 (`participant.reviewed`, `by: review`); a review also clears an escalated warning, whatever its
-rules.
+rules. Only the participant's coach reviews them: the `coach_id` of the enrolment in force (a
+later enrolment may change it), or any coach for a participant enrolled without one. Another
+coach's review is refused (dead letter `not_their_coach`) and changes nothing.
 
 ## Planner response
 

@@ -11,8 +11,12 @@ from stepout_domain.attempts import Attempt
 
 @dataclass(frozen=True, slots=True)
 class Enrol:
+    """An enrolment, the first or a later one; `coach_id` is the participant's coach from then on
+    (None: enrolled without one, or recorded before enrolments kept their coach)."""
+
     timezone: str
     at: datetime
+    coach_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +29,10 @@ class RecordAttempt:
 
 @dataclass(frozen=True, slots=True)
 class Review:
+    """A coach's review; `coach_id` is the coach it names (None: recorded before reviews kept it)."""
+
     reviewed_at: datetime
+    coach_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

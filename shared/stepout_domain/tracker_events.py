@@ -13,15 +13,22 @@ from stepout_domain.warnings import Clearing, Warning
 
 @dataclass(frozen=True, slots=True)
 class Enrolled:
+    """The first enrolment. `coach_id`: the participant's coach (None when enrolled without one,
+    and in the events stored before enrolments kept it)."""
+
     user_id: str
     timezone: str
     at: datetime
+    coach_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class EnrolmentChanged:
+    """A later enrolment: its settings, the coach included, are in force from now on."""
+
     timezone: str
     at: datetime
+    coach_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ class CrisisReport:
 class TrackerState:
     user_id: str
     timezone: str = "UTC"
+    coach_id: str | None = None  # of the enrolment in force: the coach whose review counts
     enrolled: bool = False
     withdrawn: bool = False
     erased: bool = False
@@ -80,10 +81,10 @@ def with_input(state: TrackerState, input_id: str | None) -> TrackerState:
     return replace(state, input_ids=(*state.input_ids, input_id)[-INPUT_IDS_KEPT:])
 
 
-def with_enrolment(state: TrackerState, timezone: str, at: datetime) -> TrackerState:
-    """An enrolment (the first, or a later one): its settings are now in force."""
+def with_enrolment(state: TrackerState, timezone: str, at: datetime, coach_id: str | None) -> TrackerState:
+    """An enrolment (the first, or a later one): its settings, the coach included, are now in force."""
     history = state.history.with_timezone(timezone)
-    return replace(state, enrolled=True, timezone=timezone, enrolment_at=at, history=history)
+    return replace(state, enrolled=True, timezone=timezone, coach_id=coach_id, enrolment_at=at, history=history)
 
 
 def with_attempt(

@@ -7,6 +7,9 @@ planner's shape: `decide(state, command, rules)` returns the events an input cau
   and every rule is judged at the newest attempt (docs/LATE-DATA.md).
 - Every reported crisis raises a crisis warning, whenever it occurred. A crisis report is covered
   by a review only when the review says it happened at or after the report arrived.
+- A review from another coach than the participant's (the `coach_id` of the enrolment in force)
+  is refused (`refusals.review_refusal`): `decide` returns the `Refusal`, the service dead-letters
+  the input, and nothing changes. A participant enrolled without a coach takes any coach's review.
 - A review or an enrolment no later than the last one of its kind recorded is that one again (or
   older) and decides nothing. (A repeated CloudEvent id, and an `attempt_id` seen before, are
   told apart before deciding: the participant's state keeps the last input ids, the store an
@@ -20,6 +23,7 @@ from dataclasses import replace
 
 from stepout_domain import overload, progress, warnings
 from stepout_domain.attempts import Attempt
+from stepout_domain.refusals import Refusal, review_refusal
 from stepout_domain.ruleset import RuleSet
 from stepout_domain.tracker_commands import Enrol, RecordAttempt, Review, TrackerCommand, Withdraw
 from stepout_domain.tracker_events import (
@@ -48,6 +52,7 @@ from stepout_domain.tracker_state import (
 )
 
 __all__ = [
+    "Refusal",
     "TrackerState",
     "decide",
     "erasure_summary",
@@ -73,15 +78,16 @@ def progress_view(state: TrackerState, rules: RuleSet, arrived: Attempt | None =
     )
 
 
-def decide(state: TrackerState, command: TrackerCommand, rules: RuleSet) -> list[TrackerEvent]:
-    """The events `command` causes for the participant in `state`; equal arguments give equal events."""
+def decide(state: TrackerState, command: TrackerCommand, rules: RuleSet) -> list[TrackerEvent] | Refusal:
+    """The events `command` causes for the participant in `state`; equal arguments give equal events.
+    A review by another coach than the participant's is refused: the `Refusal`, and no event."""
     match command:
         case Enrol():
             if not state.enrolled:
-                return [Enrolled(state.user_id, command.timezone, command.at)]
+                return [Enrolled(state.user_id, command.timezone, command.at, command.coach_id)]
             if state.enrolment_is_stale(command.at):
                 return []
-            return [EnrolmentChanged(command.timezone, command.at)]
+            return [EnrolmentChanged(command.timezone, command.at, command.coach_id)]
         case RecordAttempt():
             return _record(state, command, rules)
         case Review():
@@ -119,9 +125,12 @@ def _record(state: TrackerState, command: RecordAttempt, rules: RuleSet) -> list
     return events
 
 
-def _review(state: TrackerState, command: Review, rules: RuleSet) -> list[TrackerEvent]:
-    """A coach's review: recorded unless it is that review again (or an older one); it clears the
-    active warning when it may (a review before the warning's input arrived changes nothing)."""
+def _review(state: TrackerState, command: Review, rules: RuleSet) -> list[TrackerEvent] | Refusal:
+    """A coach's review: refused when it is not the participant's coach's; recorded unless it is that
+    review again (or an older one); it clears the active warning when it may (a review before the
+    warning's input arrived changes nothing)."""
+    if (refused := review_refusal(state.coach_id, command.coach_id)) is not None:
+        return refused
     if state.review_is_stale(command.reviewed_at):
         return []
     reviewed = Reviewed(command.reviewed_at)
@@ -142,9 +151,9 @@ def evolve(state: TrackerState, event: TrackerEvent) -> TrackerState:
     """The state after `event`; pure, so folding a stored history rebuilds the participant exactly."""
     match event:
         case Enrolled():
-            return with_enrolment(replace(state, user_id=event.user_id), event.timezone, event.at)
+            return with_enrolment(replace(state, user_id=event.user_id), event.timezone, event.at, event.coach_id)
         case EnrolmentChanged():
-            return with_enrolment(state, event.timezone, event.at)
+            return with_enrolment(state, event.timezone, event.at, event.coach_id)
         case AttemptRecorded():
             return _with_recorded(state, event)
         case WarningRaised():

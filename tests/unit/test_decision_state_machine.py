@@ -22,6 +22,7 @@ from stepout_contract.envelope import encode
 from stepout_contract.inputs import INPUT_TYPES, OUTCOMES
 from stepout_contract.subjects import Subjects
 from stepout_domain.catalog import load_catalog
+from stepout_domain.refusals import NOT_THEIR_COACH
 from stepout_domain.ruleset import load_ruleset
 from stepout_planner.application import PlannerApplication
 from stepout_planner.main import OUTCOME_TYPES, PARTICIPANT_TYPES
@@ -269,7 +270,10 @@ class DecisionMachine(RuleBasedStateMachine):
     - no assignment is issued, or left open, while a crisis pause holds, and the tracker holding
       a crisis warning means the plan is crisis-paused;
     - a warning is cleared by review only by a review sent after it was raised (never a copy of an
-      earlier one) that says it happened after the input that raised it; a crisis pause ends only so;
+      earlier one) that says it happened after the input that raised it, by the participant's coach
+      (any coach for a participant enrolled without one); a crisis pause ends only so;
+    - a review by another coach than the participant's is dead-lettered `not_their_coach` by both
+      services and has no effect, however often and in whatever order it comes;
     - every accepted crisis report leaves a crisis warning active, one raised now listing it;
     - no assignment is more than one level above the one before;
     - an input's effect is stored at most once, whatever copies of it come later;
@@ -287,6 +291,7 @@ class DecisionMachine(RuleBasedStateMachine):
         self.sent: list[Sent] = []
         self.replay_log: list[tuple[list[Message], datetime]] = []
         self.enrolments: dict[str, dict[str, Any]] = {}
+        self.coach: dict[str, str | None] = {}  # the coach of each participant's enrolment in force
         self.floods = 0
         self.broken = False
         self.outputs: list[dict[str, Any]] = []
@@ -332,23 +337,28 @@ class DecisionMachine(RuleBasedStateMachine):
 
     # --- rules -----------------------------------------------------------------------------------
 
-    @initialize(zone=st.sampled_from(ZONES), level=st.integers(1, 10))
-    def first_enrolments(self, zone: str, level: int) -> None:
+    @initialize(zone=st.sampled_from(ZONES), level=st.integers(1, 10), coach=st.sampled_from([None, "c-1", "c-1"]))
+    def first_enrolments(self, zone: str, level: int, coach: str | None) -> None:
         for user in USERS[:2]:
             data = {"user_id": user, "timezone": zone, "starting_level": level}
+            if coach is not None:
+                data["coach_id"] = coach
             self._send("participant.enrolled", user, data, self.clock)
             self.enrolments[user] = data
+            self.coach[user] = coach
 
     @rule(
         user=st.sampled_from(USERS),
         level=st.integers(1, 10),
         limit=st.integers(1, 4),
         zone=st.sampled_from(ZONES),
+        coach=st.sampled_from(["c-1", "c-1", "c-2", None]),
     )
-    def enrol(self, user: str, level: int, limit: int, zone: str) -> None:
-        data = {"user_id": user, "starting_level": level, "daily_limit": limit, "timezone": zone, "coach_id": "c-1"}
+    def enrol(self, user: str, level: int, limit: int, zone: str, coach: str | None) -> None:
+        data = {"user_id": user, "starting_level": level, "daily_limit": limit, "timezone": zone, "coach_id": coach}
         if self._send("participant.enrolled", user, data, self.clock).tracker[0] is None:
             self.enrolments[user] = data
+            self.coach[user] = coach
 
     def _attempt(
         self,
@@ -437,14 +447,15 @@ class DecisionMachine(RuleBasedStateMachine):
         backdate=st.sampled_from([timedelta(0), timedelta(0), timedelta(minutes=1), timedelta(minutes=10)])
         | st.just(timedelta(days=2)),
         with_time=st.sampled_from([True, True, True, False]),
+        coach=st.sampled_from(["c-1", "c-1", "c-2"]),
     )
-    def review(self, user: str, warned_first: bool, backdate: timedelta, with_time: bool) -> None:
+    def review(self, user: str, warned_first: bool, backdate: timedelta, with_time: bool, coach: str) -> None:
         """A coach's review, usually of a participant with a warning; sometimes it says it
-        happened a while before it is sent."""
+        happened a while before it is sent, and sometimes it is another coach's."""
         warned = [u for u in USERS if self.active[u] is not None]
         if warned_first and warned:
             user = warned[USERS.index(user) % len(warned)]
-        data = {"user_id": user, "coach_id": "c-1"}
+        data = {"user_id": user, "coach_id": coach}
         self._send("participant.reviewed", user, data, self.clock - backdate if with_time else None)
 
     @rule(
@@ -548,6 +559,22 @@ class DecisionMachine(RuleBasedStateMachine):
                 self.attempt_ids.add(attempt_id)
 
         event_time = json.loads(sent.body).get("time")
+        # A review by another coach than the participant's: refused by both, and no effect at all.
+        if sent.kind == "participant.reviewed" and not self._by_their_coach(sent):
+            assert delivery.tracker_events == 0 and delivery.planner_events == 0 and not delivery.outputs(), (
+                f"another coach's review, {again} delivery, caused {[o.type for o in delivery.outputs()]}"
+            )
+            # Dead-lettered unless that CloudEvent id had its effect already (a copy of a review accepted
+            # before the coach changed), or the input is refused for something else: an invalid
+            # envelope (no `time`), a participant not enrolled or withdrawn.
+            new = first and not sent.accepted_by and event_time is not None
+            if new and plan_before is not None and plan_before.status != "withdrawn":
+                assert plan_before.coach_id == self.coach[user], "the planner holds another coach"
+                refused = DeadLetter("not_their_coach", NOT_THEIR_COACH.detail)
+                assert (delivery.tracker[0], delivery.planner[0]) == (refused, refused), (
+                    f"another coach's review: tracker {delivery.tracker[0]}, planner {delivery.planner[0]}"
+                )
+
         happened = min(datetime.fromisoformat(event_time), self.clock) if event_time else self.clock
         raised_now: list[WarningSeen] = []
         for output in delivery.tracker_outputs:
@@ -570,6 +597,7 @@ class DecisionMachine(RuleBasedStateMachine):
                         f"a review of {happened.isoformat()} cleared a {active.severity} warning raised by an input "
                         f"of {active.since.isoformat()}"
                     )
+                    assert self._by_their_coach(sent), "another coach's review cleared a warning"
                 self.active[data["user_id"]] = None
 
         # Any accepted crisis report raises, or stays under, a crisis warning listing it.
@@ -614,6 +642,7 @@ class DecisionMachine(RuleBasedStateMachine):
                 f"a crisis pause begun at step {began} ended on the {again} delivery of a {sent.kind} "
                 f"sent at step {sent.step}"
             )
+            assert self._by_their_coach(sent), "a crisis pause ended on another coach's review"
 
         # Step size: never more than one level above the previous assignment.
         for output in delivery.planner_outputs:
@@ -625,6 +654,12 @@ class DecisionMachine(RuleBasedStateMachine):
                         f"assignment at level {data['level']} ({data['reason']}) after one at level {previous}"
                     )
                 self.last_level[data["user_id"]] = data["level"]
+
+    def _by_their_coach(self, sent: Sent) -> bool:
+        """Whether a review names the coach of the enrolment in force (any coach when enrolled without
+        one); a review of someone not enrolled is refused for that, not for its coach."""
+        coach = self.coach.get(sent.user_id)
+        return coach is None or sent.data["coach_id"] == coach
 
     def teardown(self) -> None:
         try:

@@ -394,7 +394,7 @@ def test_crisis_pauses_with_no_end_and_nothing_is_issued_until_a_review() -> Non
     assert plan.send(Resume(plan.later(hours=1))) == []
     assert plan.send(PauseByParticipant(None, plan.later(hours=1))) == []
     reviewed_at = plan.later(hours=1)
-    events = plan.send(Review("coach-9", reviewed_at))
+    events = plan.send(Review("coach-1", reviewed_at))
     assert [type(e) for e in events] == [Reviewed]  # the tracker judges the review, the plan follows it
     assert plan.state.status == "paused" and plan.state.crisis
     events = plan.send(ObserveClearing("w-1", reviewed_at, "review"))
@@ -415,7 +415,7 @@ def test_a_crisis_pause_ignores_a_clearing_of_another_warning_and_one_by_rules()
 
 def test_a_review_of_an_active_plan_issues_nothing() -> None:
     plan = Plan(T0)
-    events = plan.send(Review("coach-9", plan.later(hours=1)))
+    events = plan.send(Review("coach-1", plan.later(hours=1)))
     assert [type(e) for e in events] == [Reviewed]
 
 

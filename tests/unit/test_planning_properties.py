@@ -32,6 +32,7 @@ from stepout_domain.planning import (
     PauseByParticipant,
     PlanCommand,
     PlanState,
+    Refusal,
     Resume,
     Review,
     Withdraw,
@@ -69,7 +70,7 @@ others = st.one_of(
     st.tuples(st.just("clearing"), minutes, st.integers(min_value=0, max_value=6)),
     st.tuples(st.just("pause"), minutes, st.one_of(st.none(), st.integers(min_value=1, max_value=120))),
     st.tuples(st.just("resume"), minutes),
-    st.tuples(st.just("review"), minutes),
+    st.tuples(st.just("review"), minutes, st.sampled_from(["theirs", "theirs", "another"])),
     st.tuples(st.just("redeliver"), minutes),
     st.tuples(st.just("reenrol"), minutes, st.sampled_from([("social",), ("money", "play"), ()])),
 )
@@ -92,7 +93,8 @@ class Run:
     limit: int
     timezone: str
     commands: list[PlanCommand] = field(default_factory=list)
-    per_command: list[list[PlanEvent]] = field(default_factory=list)
+    per_command: list[list[PlanEvent]] = field(default_factory=list)  # a refused command's: none
+    decisions: list[list[PlanEvent] | Refusal] = field(default_factory=list)
     states: list[PlanState] = field(default_factory=list)
 
     @property
@@ -130,7 +132,8 @@ def _command(step: tuple[Any, ...], state: PlanState, now: datetime, previous: l
     if kind == "resume":
         return Resume(now)
     if kind == "review":
-        return Review("coach-1", now)
+        # Their coach's review, or another coach's (refused when they have a coach).
+        return Review((state.coach_id or "coach-1") if step[2] == "theirs" else "coach-another", now)
     if kind == "reenrol":
         return Enrol(USER, 3, state.daily_limit, step[2], state.timezone, f"coach-{len(previous)}", now)
     if kind == "redeliver":
@@ -149,11 +152,15 @@ def drive(setup: tuple[int, int, str, datetime], script: list[tuple[Any, ...]]) 
         if step is not None:
             now += timedelta(minutes=step[1])
             command = _command(step, state, now, run.commands)
-        events = decide(state, command, DEFAULT_RULESET, CATALOG)
+        decision = decide(state, command, DEFAULT_RULESET, CATALOG)
+        if isinstance(decision, Refusal):
+            assert isinstance(command, Review) and state.coach_id not in (None, command.coach_id), decision
+        events = [] if isinstance(decision, Refusal) else decision
         for event in events:
             state = evolve(state, event)
         run.commands.append(command)
         run.per_command.append(events)
+        run.decisions.append(decision)
         run.states.append(state)
     return run
 
@@ -170,8 +177,8 @@ fuzz = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCh
 def test_the_same_commands_give_the_same_events(setup: tuple[int, int, str, datetime], script: list[Any]) -> None:
     run = drive(setup, script)
     state = initial_state(USER)
-    for command, events in zip(run.commands, run.per_command, strict=True):
-        assert decide(state, command, DEFAULT_RULESET, CATALOG) == events
+    for command, decision, events in zip(run.commands, run.decisions, run.per_command, strict=True):
+        assert decide(state, command, DEFAULT_RULESET, CATALOG) == decision
         state = replay(state, events)
     assert state == run.states[-1]
 

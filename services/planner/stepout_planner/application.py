@@ -175,10 +175,13 @@ class PlannerApplication(BatchApplication):
         if command is None:
             return None
         cause = {**item.attributes(), "user_id": item.user_id}
+        before = plan.state
+        decided = planning.decide(before, command, self.rules, self.catalog)
+        if isinstance(decided, planning.Refusal):
+            return DeadLetter(decided.reason, decided.detail)  # refused, however old: nothing is recorded
         # An input no later than the last of its kind is that one again, or an older one: recorded, no effect.
         stale = from_platform and plan.is_stale(cause, command)
-        before = plan.state
-        events = [] if stale else planning.decide(before, command, self.rules, self.catalog)
+        events = [] if stale else decided
         touched[plan.id] = plan
         if events or from_platform:
             # A platform input is recorded even when it changes nothing: it is then known as seen,

@@ -180,6 +180,8 @@ class TrackerApplication(BatchApplication):
             participant = Participant(user_id=item.user_id)
         summary = tracking.erasure_summary(participant.state)  # what an erasure leaves: counted before it
         events = tracking.decide(participant.state, command, self.rules)
+        if isinstance(events, tracking.Refusal):
+            return DeadLetter(events.reason, events.detail)
         if not events:
             return None  # that input again, or an older one of its kind: it changes nothing
         participant.decided(
@@ -221,7 +223,7 @@ class TrackerApplication(BatchApplication):
                 return DeadLetter(
                     "withdrawn", "participant has withdrawn: a withdrawal is final, enrolling again is refused"
                 )
-            return Enrol(data.timezone, at)
+            return Enrol(data.timezone, at, data.coach_id)
         if participant is None:
             return DeadLetter("not_enrolled", "participant is not enrolled")
         if isinstance(data, ParticipantWithdrawn):
@@ -229,7 +231,7 @@ class TrackerApplication(BatchApplication):
         if participant.withdrawn:
             return DeadLetter("withdrawn", "participant has withdrawn")
         if isinstance(data, ParticipantReviewed):
-            return Review(at)
+            return Review(at, data.coach_id)
         if isinstance(data, AttemptLogged):
             return self._attempt(data, at)
         return None  # paused and resumed concern the planner only

@@ -65,7 +65,8 @@ class Participant(Aggregate):
         self.user_id = user_id
         self.state = initial_state(user_id)
         if timezone is not None and envelope is not None:  # created by the previous release: its enrolment
-            self._fold([Enrolled(user_id, timezone, happened_at(envelope))], envelope.get("id"))
+            coach_id = (data or {}).get("coach_id")
+            self._fold([Enrolled(user_id, timezone, happened_at(envelope), coach_id)], envelope.get("id"))
 
     def _fold(self, events: list[TrackerEvent], input_id: str | None) -> None:
         self.state = with_input(tracking.replay(self.state, events), input_id)
@@ -115,7 +116,7 @@ class Participant(Aggregate):
 
     @event("EnrolmentChanged")
     def change_enrolment(self, timezone: str, envelope: dict[str, Any], data: dict[str, Any]) -> None:
-        self._fold([EnrolmentChanged(timezone, happened_at(envelope))], envelope.get("id"))
+        self._fold([EnrolmentChanged(timezone, happened_at(envelope), data.get("coach_id"))], envelope.get("id"))
 
     @event("AttemptRecorded")
     def record_attempt(
