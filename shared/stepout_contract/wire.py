@@ -1,17 +1,15 @@
 """From domain values to the wire: the contract's output models are the one serializer.
 
 Each function builds the output model of CONTRACT §4 from a domain value and returns its JSON
-form; nothing else writes an output's data.
+form; nothing else writes an output's data. The domain values are named by what is read of them
+(the protocols below), so the contract imports no other stepout package and ships on its own.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
-
-from stepout_domain.overload import RuleHit
-from stepout_domain.plan_events import Assignment
-from stepout_domain.warnings import Clearing, Warning
+from typing import Any, Protocol
 
 from .outputs import (
     ActiveWarning,
@@ -23,7 +21,75 @@ from .outputs import (
     PlanResumed,
     RuleHitView,
 )
-from .vocabulary import NoticeReason, PauseReason, ResumeReason
+from .vocabulary import AssignmentReason, ClearedBy, NoticeReason, PauseReason, ResumeReason, Severity
+
+
+class RuleHit(Protocol):
+    """A rule that holds (`stepout_domain.overload.RuleHit`)."""
+
+    @property
+    def rule(self) -> str: ...
+    @property
+    def observed(self) -> int | float: ...
+    @property
+    def threshold(self) -> int | float: ...
+
+
+class Warning(Protocol):
+    """A raised warning (`stepout_domain.warnings.Warning`)."""
+
+    @property
+    def warning_id(self) -> str: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def severity(self) -> Severity: ...
+    @property
+    def rules(self) -> Sequence[RuleHit]: ...
+    @property
+    def evidence(self) -> Sequence[str]: ...
+    @property
+    def escalate(self) -> bool: ...
+    @property
+    def raised_at(self) -> datetime: ...
+    @property
+    def ruleset_version(self) -> str: ...
+
+
+class Clearing(Protocol):
+    """A cleared warning (`stepout_domain.warnings.Clearing`)."""
+
+    @property
+    def warning_id(self) -> str: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def cleared_at(self) -> datetime: ...
+    @property
+    def by(self) -> ClearedBy: ...
+
+
+class Assignment(Protocol):
+    """A challenge given (`stepout_domain.plan_events.Assignment`)."""
+
+    @property
+    def assignment_id(self) -> str: ...
+    @property
+    def user_id(self) -> str: ...
+    @property
+    def challenge_id(self) -> str: ...
+    @property
+    def title(self) -> str: ...
+    @property
+    def category(self) -> str: ...
+    @property
+    def level(self) -> int: ...
+    @property
+    def reason(self) -> AssignmentReason: ...
+    @property
+    def not_before(self) -> datetime: ...
+    @property
+    def ruleset_version(self) -> str: ...
 
 
 def _json(model: Any) -> dict[str, Any]:
