@@ -76,7 +76,12 @@ class HttpApp:
         authorization = next((v for k, v in scope.get("headers", []) if k == b"authorization"), None)
         role = self.tokens.role_of(authorization)
         if role is None:
-            return 401, {"error": {"code": "unauthorized", "message": "an Authorization: Bearer token is required"}}
+            # Say which: a missing token is a setup step skipped, a wrong one a token to replace.
+            if authorization is None or not authorization.startswith(b"Bearer ") or not authorization[7:].strip():
+                message = "an Authorization: Bearer token is required"
+            else:
+                message = "the Authorization: Bearer token is not recognised"
+            return 401, {"error": {"code": "unauthorized", "message": message}}
         if role not in READERS:
             return 403, {"error": {"code": "forbidden", "message": f"role {role} may not read this"}}
         return None
