@@ -9,7 +9,7 @@ LOCK_BUILD   := requirements/build.txt
 LOCK_RUNTIME := requirements/runtime.txt
 LOCK_DEV     := requirements/dev.txt
 
-.PHONY: install lock run cluster simulate test test-unit lint format bench asyncapi rules-doc clean ops-tools browser check-deploy advisories security-table
+.PHONY: install lock run cluster simulate test test-unit lint format bench asyncapi rules-doc clean ops-tools browser check-deploy advisories security-table client
 
 ## Only locked packages, each file checked against its hash: the build tools first, then the dev lock
 ## (a package without a wheel, like nkeys, is built by the locked setuptools, not by one fetched for the build),
@@ -110,10 +110,24 @@ rules-doc: install
 security-table: install
 	$(BIN)/python -m stepout_security_table
 
+## The platform's client as wheels in dist/: stepout-contract (the contract's models) and stepout-client, each
+## built from a staged copy of its package under shared/ with the pyproject.toml beside it, by the locked setuptools.
+client: install
+	@mkdir -p dist
+	@stage=$$(mktemp -d) && trap 'rm -rf "$$stage"' EXIT && for package in stepout_contract stepout_client; do \
+		mkdir -p "$$stage/$$package" && cp shared/$$package/pyproject.toml "$$stage/$$package/" && \
+		cp -R shared/$$package "$$stage/$$package/$$package" && rm "$$stage/$$package/$$package/pyproject.toml" && \
+		find "$$stage/$$package" -name __pycache__ -prune -exec rm -rf {} + && \
+		$(BIN)/python -m pip wheel --quiet --no-deps --no-build-isolation --wheel-dir dist "$$stage/$$package" \
+		|| exit 1; \
+	done
+	@ls dist/stepout_contract-*.whl dist/stepout_client-*.whl
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy shared services tools
+	$(BIN)/mypy --strict shared/stepout_client examples
 	$(BIN)/python -m stepout_advisories check
 
 ## The advisories PyPI lists for every version pinned in requirements/*.txt, into requirements/advisories.json
