@@ -91,6 +91,20 @@ class PlanState:
     erased: bool = False
     # (local day, completed attempts that occurred on it), today and later: the daily limit in attempts.
     completed_by_day: tuple[tuple[date, int], ...] = ()
+    # A crisis pause ends on two keys: the tracker's clearing by review (`crisis_cleared`) and a review
+    # the planner accepted itself, from the participant's coach, made at or after the crisis was raised.
+    crisis_raised_at: datetime | None = None
+    crisis_cleared: bool = False
+    reviewed_at: datetime | None = None
+
+    @property
+    def crisis_reviewed(self) -> bool:
+        """Whether the participant's coach reviewed them (a review this planner accepted) since the crisis."""
+        return (
+            self.reviewed_at is not None
+            and self.crisis_raised_at is not None
+            and self.reviewed_at >= self.crisis_raised_at
+        )
 
     def assignments_on(self, day: date) -> int:
         """How many live assignments have their `not_before` on local `day`."""
@@ -159,6 +173,7 @@ def _apply(state: PlanState, event: PlanEvent) -> PlanState:
                 ease_off_until = (
                     event.ease_off_until if ease_off_until is None else max(ease_off_until, event.ease_off_until)
                 )
+            crisis_raised_at = event.raised_at if event.severity is Severity.CRISIS else state.crisis_raised_at
             return replace(
                 state,
                 level=event.level,
@@ -166,11 +181,13 @@ def _apply(state: PlanState, event: PlanEvent) -> PlanState:
                 active_warning_id=event.warning_id,
                 active_severity=event.severity,
                 ease_off_until=ease_off_until,
+                crisis_raised_at=crisis_raised_at,
             )
         case ClearingObserved():
             if event.warning_id != state.active_warning_id:
                 return state
-            return replace(state, active_warning_id=None, active_severity=None)
+            cleared = state.crisis_cleared or (event.by == "review" and state.pause_reason == "crisis")
+            return replace(state, active_warning_id=None, active_severity=None, crisis_cleared=cleared)
         case PlanPaused():
             return replace(
                 state,
@@ -180,6 +197,7 @@ def _apply(state: PlanState, event: PlanEvent) -> PlanState:
                 pause_warning_id=event.warning_id,
                 hold_until=event.hold_until,
                 crisis=event.reason == "crisis",
+                crisis_cleared=state.crisis_cleared and event.reason == "crisis" and state.pause_reason == "crisis",
             )
         case PlanResumed():
             return replace(
@@ -190,9 +208,12 @@ def _apply(state: PlanState, event: PlanEvent) -> PlanState:
                 pause_warning_id=None,
                 hold_until=None,
                 crisis=False,
+                crisis_cleared=False,
             )
         case Reviewed():
-            return state
+            return replace(
+                state, reviewed_at=event.at if state.reviewed_at is None else max(state.reviewed_at, event.at)
+            )
         case Withdrawn():
             return replace(state, status="withdrawn", open_assignment=None, erased=state.erased or event.erase)
 

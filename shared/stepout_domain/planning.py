@@ -27,7 +27,10 @@ Choices where DOMAIN.md leaves room:
   resume ends only a participant pause. A `crisis` pause ends only when the tracker
   clears the crisis warning `by="review"`: the tracker alone judges whether a review
   covers the crisis (a review repeated later, or one older than the crisis, does not),
-  and the plan follows that clearing, so the two services never disagree.
+  and the plan follows that clearing, so the two services never disagree, once the planner
+  has itself accepted a review by the participant's coach made at or after the crisis was
+  raised (in whichever order the two arrive). The second key holds where the tracker cannot
+  tell the coach: participants it enrolled before it kept the coach accept any review there.
 - Cancelled assignments give their day's slot back to the daily limit.
 - A review from another coach than the participant's (the `coach_id` of the enrolment in force)
   is refused (`refusals.review_refusal`): `decide` returns the `Refusal` instead of events, and the
@@ -301,10 +304,15 @@ def _observe_clearing(d: _Decision, command: ObserveClearing) -> None:
     if command.warning_id != d.state.active_warning_id:
         return
     d.emit(ClearingObserved(command.warning_id, command.cleared_at.astimezone(UTC), command.by, at=d.now))
-    if command.by == "review" and d.state.pause_reason == "crisis":
-        # The tracker decides whether a review covers the crisis; the plan follows its clearing.
-        d.emit(PlanResumed(at=d.now, reason="review"))
-        _reschedule(d, "resumed")
+    if command.by == "review" and d.state.pause_reason == "crisis" and d.state.crisis_reviewed:
+        # The tracker decides whether a review covers the crisis; the plan follows its clearing once
+        # this planner has accepted a review by the participant's coach since the crisis itself.
+        _end_crisis_pause(d)
+
+
+def _end_crisis_pause(d: _Decision) -> None:
+    d.emit(PlanResumed(at=d.now, reason="review"))
+    _reschedule(d, "resumed")
 
 
 def _pause_by_participant(d: _Decision, command: PauseByParticipant) -> None:
@@ -338,6 +346,10 @@ def _resume(d: _Decision, command: Resume) -> None:
 
 def _review(d: _Decision, command: Review) -> None:
     d.emit(Reviewed(command.coach_id, at=d.now))
+    s = d.state
+    if s.pause_reason == "crisis" and s.crisis_cleared and s.crisis_reviewed:
+        # The tracker's clearing came first (its outputs and the platform's inputs arrive apart).
+        _end_crisis_pause(d)
 
 
 def _withdraw(d: _Decision, command: Withdraw) -> None:

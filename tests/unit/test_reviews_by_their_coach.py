@@ -8,7 +8,7 @@ clearings are observed by the plan."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
@@ -288,3 +288,51 @@ def test_only_the_coach_of_the_latest_enrolment_lifts_a_crisis_pause(
                 assert participant.crisis_paused
             if paused and theirs:
                 assert not participant.crisis_paused  # a review after the crisis arrived covers it
+
+
+# A tracker that does not know the coach (participants it enrolled before it kept the coach take any
+# review there): the plan still waits for its own coach's review.
+
+
+def tracker_without_coach(participant: Participant) -> None:
+    """The tracker's state as a store written before the tracker kept the coach would fold it."""
+    participant.tracker = replace(participant.tracker, coach_id=None)
+
+
+def test_a_crisis_cleared_by_a_tracker_that_took_another_coachs_review_keeps_the_plan_paused() -> None:
+    participant = Participant.enrolled(COACH_A)
+    tracker_without_coach(participant)
+    participant.crisis()
+    at = participant.later(hours=1)
+    # The tracker clears on coach B's review; the planner refuses that review.
+    participant._track(tracking.decide(participant.tracker, Review(at, COACH_B), RULES))
+    assert planning.decide(participant.plan, planning.Review(COACH_B, at), RULES, CATALOG) == NOT_THEIR_COACH
+    assert participant.tracker.active_warning is None
+    assert participant.plan.status == "paused" and participant.plan.pause_reason == "crisis"
+    assert participant.plan.crisis_cleared
+    assigned = len(participant.assigned)
+    # Coach A's review, after the clearing: the plan resumes, and the next assignment comes.
+    participant._plan(
+        planning.decide(participant.plan, planning.Review(COACH_A, participant.later(hours=1)), RULES, CATALOG)
+    )
+    assert participant.plan.status == "active" and len(participant.assigned) == assigned + 1
+
+
+def test_the_tracker_clearing_before_the_planner_saw_the_review_resumes_once_it_does() -> None:
+    participant = Participant.enrolled(COACH_A)
+    participant.crisis()
+    at = participant.later(hours=1)
+    participant._track(tracking.decide(participant.tracker, Review(at, COACH_A), RULES))  # the tracker first
+    assert participant.plan.pause_reason == "crisis" and participant.plan.crisis_cleared
+    participant._plan(planning.decide(participant.plan, planning.Review(COACH_A, at), RULES, CATALOG))
+    assert participant.plan.status == "active"
+
+
+def test_a_review_from_before_the_crisis_does_not_lift_it_with_the_trackers_clearing() -> None:
+    participant = Participant.enrolled(COACH_A)
+    tracker_without_coach(participant)
+    before = participant.later(minutes=5)
+    participant._plan(planning.decide(participant.plan, planning.Review(COACH_A, before), RULES, CATALOG))
+    participant.crisis()
+    participant._track(tracking.decide(participant.tracker, Review(participant.later(hours=1), COACH_B), RULES))
+    assert participant.plan.status == "paused" and participant.plan.pause_reason == "crisis"
