@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import nats
 import pytest
 from nats.aio.msg import Msg
@@ -45,7 +46,7 @@ from stepout_runtime.topology import (
     platform_consumer,
     platform_deliveries,
 )
-from support import ROOT, NatsServer, System, new_prefix, settings_from
+from support import ROOT, NatsServer, System, cloud_event, new_prefix, settings_from
 
 SUBJECTS = Subjects(PREFIX)
 IN, OUT, DLQ, OUTCOMES = SUBJECTS.in_stream, SUBJECTS.out_stream, SUBJECTS.dlq_stream, SUBJECTS.outcomes_stream
@@ -414,3 +415,43 @@ async def test_a_service_waits_for_a_topology_nobody_declared_yet(nats_server: N
     async with await nats.connect(nats_server.url) as nc:
         with pytest.raises(TopologyMissing, match=f"stream {subjects.in_stream} is not declared"):
             await check_topology(nc.jetstream(), subjects, ["tracker"], max_deliver=20)
+
+
+@pytest.mark.parametrize("sender", ["console", "platform"])
+async def test_a_review_naming_another_coach_never_lifts_a_crisis(
+    sender: str, server: ProjectNats, system: System, platform: PlatformIdentity
+) -> None:
+    """Finding 2: with the console's (or the platform's) credentials, a `participant.reviewed` naming
+    `not-a-coach-at-all` cleared another coach's participant's crisis in both services."""
+    user = f"u-reviewed-by-{sender}"
+    await crisis_recorded(platform, user)
+    identity = await login(server, sender)
+    try:
+
+        async def review(coach_id: str) -> None:
+            event = cloud_event("stepout.participant.reviewed.v1", user, {"user_id": user, "coach_id": coach_id})
+            subject = SUBJECTS.event("participant", "reviewed", user)
+            await identity.nc.jetstream().publish(
+                subject, json.dumps(event).encode(), headers={"Nats-Msg-Id": event["id"]}
+            )
+
+        await review("not-a-coach-at-all")
+        assert system.planner is not None
+        metrics = f"{system.planner.base_url}/metrics"
+        refused = 'stepout_dead_letters_total{reason="not_their_coach",service="planner"}'
+        for _ in range(100):
+            if refused in httpx.get(metrics).text:
+                break
+            await asyncio.sleep(0.1)
+        assert refused in httpx.get(metrics).text
+        await asyncio.sleep(0.5)  # the tracker has had its go at it too
+        assert (await platform.query("plan", {"user_id": user}))["status"] == "paused"
+        assert (await platform.query("progress", {"user_id": user}))["active_warning"]["severity"] == "crisis"
+        assert platform.events("overload.cleared", user) == []
+
+        # The participant's own coach clears it.
+        await review("c-least")
+        await platform.wait_for("overload.cleared", user)
+        await platform.wait_for("challenge.assigned", user, count=2)
+    finally:
+        await identity.nc.close()
