@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 import nats
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
 from nats.js.api import PubAck
 from pydantic import BaseModel, ValidationError
 
@@ -35,10 +36,20 @@ from stepout_contract.inputs import (
 from stepout_contract.outputs import ChallengeAssigned, PlanNotice, PlanPaused, PlanView, ProgressView
 from stepout_contract.queries import EscalationsQuery, EscalationsReply, HistoryQuery, HistoryReply, UserQuery
 from stepout_contract.subjects import Subjects
+from stepout_contract.vocabulary import rfc3339
 
 from .errors import Erased, InvalidData, InvalidRequest, NotEnrolled, Withdrawn, refusal
 from .errors import Timeout as WaitedTooLong
-from .events import KINDS, ChallengeAssignedEvent, Kind, OutputEvent, PlanNoticeEvent, PlanPausedEvent, parse
+from .events import (
+    KINDS,
+    ChallengeAssignedEvent,
+    Kind,
+    OutputEvent,
+    PlanNoticeEvent,
+    PlanPausedEvent,
+    PlanResumedEvent,
+    parse,
+)
 from .retry import Backoff, retried
 
 # The platform's durable consumer on the output stream, declared by the operator (`stepout topology
@@ -70,6 +81,7 @@ class StepoutClient:
         self.source = source
         self.backoff = backoff or Backoff()
         self._js = nc.jetstream()
+        self._readers: set[Subscription] = set()
 
     @classmethod
     async def connect(
@@ -103,8 +115,12 @@ class StepoutClient:
         return await cls.connect(url, prefix=env.get("STEPOUT_SUBJECT_PREFIX", "stepout"), source=source, **options)
 
     async def close(self) -> None:
-        """Send what is buffered, then close the connection."""
+        """Stop the output readers (what they hold unacked is delivered again), send what is
+        buffered, then close the connection."""
         if not self.nc.is_closed:
+            for reader in list(self._readers):
+                self._readers.discard(reader)
+                await reader.unsubscribe()
             await self.nc.drain()
 
     async def __aenter__(self) -> StepoutClient:
@@ -186,6 +202,7 @@ class StepoutClient:
             raise ValueError(f"unknown kinds {sorted(unknown)}; known: {sorted(KINDS)}")
         deliveries = f"{self.subjects.prefix}.deliver.{PLATFORM_CONSUMER}"
         sub = await self.nc.subscribe(deliveries, queue=PLATFORM_CONSUMER)
+        self._readers.add(sub)
         try:
             async for msg in sub.messages:
                 if not msg.reply:  # not a delivery of the consumer: nothing to ack
@@ -199,16 +216,19 @@ class StepoutClient:
                     yield event
                 await msg.ack()
         finally:
-            if not self.nc.is_closed:
+            if sub in self._readers and not self.nc.is_closed:
+                self._readers.discard(sub)
                 await sub.unsubscribe()
 
     async def next_assignment(
-        self, user_id: str, *, after: str | None = None, timeout: float = 30.0
+        self, user_id: str, *, after: str | None = None, timeout: float = 30.0, settle: float = 2.0
     ) -> ChallengeAssigned | PlanPaused | PlanNotice:
         """The participant's open assignment other than `after` (the assignment id already handled),
         as soon as there is one; or why none comes: the `plan.paused` in force, or a `plan.notice` on
         an input that changed nothing. Raises `Withdrawn` (or `Erased`) when no assignment will ever
-        come, and `Timeout` when nothing came in `timeout` seconds.
+        come, and `Timeout` when nothing came in `timeout` seconds. A pause the plan shows at the call
+        is the answer after `settle` seconds in which no output of the participant was heard (an input
+        sent just before, such as a resume, may not be decided yet).
 
         It hears the participant's outputs as they are published (core subscriptions) and asks the
         plan query, so it answers whether the output came before the call or after."""
@@ -223,13 +243,24 @@ class StepoutClient:
         ]
         try:
             async with asyncio.timeout(timeout):
-                found: ChallengeAssigned | PlanPaused | PlanNotice | None = await self._from_plan(user_id, after)
+                now = await self._from_plan(user_id, after)
+                # A pause the plan shows may be ending: an input sent just before (a resume) may not be
+                # decided yet. It is the answer only when nothing else is heard for `settle` seconds.
+                in_force = now if isinstance(now, PlanPaused) else None
+                found: ChallengeAssigned | PlanPaused | PlanNotice | None = None if in_force else now
                 while found is None:
-                    event = parse((await heard.get()).data)
+                    try:
+                        msg = await asyncio.wait_for(heard.get(), settle if in_force else None)
+                    except TimeoutError:  # only with a pause in force: `settle` passed in silence
+                        assert in_force is not None
+                        return in_force
+                    event = parse(msg.data)
                     if isinstance(event, ChallengeAssignedEvent) and event.data.assignment_id != after:
                         found = event.data
                     elif isinstance(event, PlanPausedEvent):
                         found = _unless_final(event.data)
+                    elif isinstance(event, PlanResumedEvent):
+                        in_force = None  # its assignment follows
                     elif isinstance(event, PlanNoticeEvent):
                         found = await self._from_plan(user_id, after) or event.data
         except TimeoutError:
@@ -238,6 +269,7 @@ class StepoutClient:
             for sub in subs:
                 if not self.nc.is_closed:
                     await sub.unsubscribe()
+        assert found is not None
         return found
 
     async def _from_plan(self, user_id: str, after: str | None) -> ChallengeAssigned | PlanPaused | None:
@@ -306,7 +338,7 @@ class StepoutClient:
 def _request(cls: type[M], **fields: Any) -> M:
     """A query's request, checked here as stepout would (`InvalidRequest` if it breaks the model)."""
     try:
-        return cls.model_validate(fields)
+        return cls.model_validate({name: value for name, value in fields.items() if value is not None})
     except ValidationError as broken:
         raise InvalidRequest(f"{cls.__name__}: {_wrong(broken)}") from None
 
@@ -322,6 +354,8 @@ def _model(cls: type[M], model: M | None, fields: dict[str, Any]) -> M:
         if fields:
             raise TypeError("give the model or its fields, not both")
         return model
+    # A time may be given as an aware datetime; the contract reads times as RFC 3339 text.
+    fields = {name: rfc3339(v) if isinstance(v, datetime) and v.tzinfo else v for name, v in fields.items()}
     try:
         return cls.model_validate(fields)
     except ValidationError as broken:
