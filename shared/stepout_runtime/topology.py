@@ -119,15 +119,10 @@ def platform_deliveries(subjects: Subjects) -> str:
 
 
 def platform_consumer_config(subjects: Subjects, ack_wait: float) -> ConsumerConfig:
-    consumer = platform_consumer(subjects)
-    return ConsumerConfig(
-        durable_name=consumer.durable,
-        ack_policy=AckPolicy.EXPLICIT,
-        deliver_policy=DeliverPolicy.ALL,
-        filter_subjects=list(consumer.filter_subjects),
-        ack_wait=ack_wait,
-        max_deliver=-1,
+    return replace(
+        consumer_config(platform_consumer(subjects), max_deliver=-1, ack_wait=ack_wait),
         max_ack_pending=PLATFORM_MAX_ACK_PENDING,
+        max_waiting=None,
         deliver_subject=platform_deliveries(subjects),
         deliver_group=PLATFORM_CONSUMER,
     )

@@ -35,6 +35,7 @@ from project_nats import (
     DEPLOY_CONFIG,
     PLATFORM_PASSWORD,
     PREFIX,
+    ProjectNats,
     ServerProcess,
     conf_string,
     deploy_env,
@@ -152,6 +153,14 @@ async def console_identity(url: str, password: str) -> Identity:
     options = connect_options(settings_for(url, nats_user=CONSOLE, nats_password=password), "test-console")
     options.update(inbox_prefix=CONSOLE_INBOX_PREFIX, error_cb=_collecting(errors), allow_reconnect=False)
     return Identity(await nats.connect(**options), errors)
+
+
+async def login(server: ProjectNats, role: str) -> Identity:
+    """`role` of the deploy configuration connected as it would be: each with its own inbox prefix."""
+    if role == CONSOLE:
+        return await console_identity(server.url, server.passwords[role])
+    connecting = service_identity if role in ("tracker", "planner") else client_identity
+    return await connecting(server.url, role, server.passwords[role])
 
 
 class PlatformIdentity(Platform):

@@ -30,11 +30,10 @@ from integration.nats_auth import (
     ComposeCluster,
     Identity,
     PlatformIdentity,
-    client_identity,
-    console_identity,
     creds_file,
     log_marks,
     logged_since,
+    login,
     make_certificates,
     make_operator,
     new_keypair,
@@ -139,15 +138,6 @@ def deployed(request: pytest.FixtureRequest) -> tuple[ProjectNats, System, int]:
     """The server and the running services, with one partition or with PARTITIONS."""
     which = "secured" if request.param == 1 else "partitioned"
     return request.getfixturevalue(f"{which}_nats"), request.getfixturevalue(f"{which}_system"), request.param
-
-
-async def login(server: ProjectNats, role: str) -> Identity:
-    """`role` connected as it would be: the services with their own inbox prefix, the console with its
-    own, the others with the default."""
-    if role == CONSOLE:
-        return await console_identity(server.url, server.passwords[role])
-    connecting = service_identity if role in SERVICES else client_identity
-    return await connecting(server.url, role, server.passwords[role])
 
 
 @pytest.fixture

@@ -30,9 +30,7 @@ from integration.nats_auth import (
     CONSOLE,
     Identity,
     PlatformIdentity,
-    client_identity,
-    console_identity,
-    service_identity,
+    login,
 )
 from project_nats import PREFIX, ProjectNats
 from stepout_contract.subjects import Subjects
@@ -75,14 +73,6 @@ def system(server: ProjectNats, tmp_path_factory: pytest.TempPathFactory) -> Ite
         yield running
     finally:
         running.stop()
-
-
-async def login(server: ProjectNats, role: str) -> Identity:
-    if role == CONSOLE:
-        return await console_identity(server.url, server.passwords[role])
-    if role in ("tracker", "planner"):
-        return await service_identity(server.url, role, server.passwords[role])
-    return await client_identity(server.url, role, server.passwords[role])
 
 
 @pytest.fixture
