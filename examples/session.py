@@ -46,7 +46,7 @@ async def main(user_id: str) -> int:
         else:
             print("no next assignment:", following)
         progress = await stepout.progress(user_id)
-        print("progress:", dict(progress.attempts), "position", progress.position)
+        print("progress:", {str(outcome): n for outcome, n in progress.attempts.items()}, "position", progress.position)
     return 0
 
 
