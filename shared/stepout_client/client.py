@@ -62,6 +62,11 @@ M = TypeVar("M", bound=BaseModel)
 Assignment = ChallengeAssigned
 
 
+def platform_deliveries(subjects: Subjects) -> str:
+    """Where the platform's consumer delivers (`P.deliver.platform`)."""
+    return f"{subjects.prefix}.deliver.{PLATFORM_CONSUMER}"
+
+
 def event_id(source: str, type_: str, user_id: str, platform_id: str) -> str:
     """The CloudEvent id (and `Nats-Msg-Id`) of a platform's action: stable for the same action."""
     return str(uuid.uuid5(EVENT_ID_NAMESPACE, f"{source}\n{type_}\n{user_id}\n{platform_id}"))
@@ -200,8 +205,7 @@ class StepoutClient:
         unknown = set(kinds or ()) - KINDS
         if unknown:
             raise ValueError(f"unknown kinds {sorted(unknown)}; known: {sorted(KINDS)}")
-        deliveries = f"{self.subjects.prefix}.deliver.{PLATFORM_CONSUMER}"
-        sub = await self.nc.subscribe(deliveries, queue=PLATFORM_CONSUMER)
+        sub = await self.nc.subscribe(platform_deliveries(self.subjects), queue=PLATFORM_CONSUMER)
         self._readers.add(sub)
         try:
             async for msg in sub.messages:
