@@ -196,7 +196,8 @@ class StepoutClient:
         participant; each is acked when the caller's loop body has run and it asks for the next one.
 
         At least once: an output whose body did not finish (an exception, a `break`, a crash) is not
-        acked and comes again, to this reader or another. The consumer is the platform's one position
+        acked and comes again, to this reader or another, as does one whose body takes longer than the
+        consumer's ack wait (30 s by default). The consumer is the platform's one position
         in the outputs, shared by every reader (a queue group): outputs of another participant or kind
         than asked, and output types newer than this client, are acked and skipped, as the platform
         may not ask for a consumer of its own (a filter of its own) nor leave them unacked, which would
