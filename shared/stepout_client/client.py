@@ -236,7 +236,8 @@ class StepoutClient:
         sent just before, such as a resume, may not be decided yet).
 
         It hears the participant's outputs as they are published (core subscriptions) and asks the
-        plan query, so it answers whether the output came before the call or after."""
+        plan query, so an assignment or a pause is found whether it came before the call or after; a
+        notice, which the plan does not keep, only when it comes after the call began."""
         heard: asyncio.Queue[Msg] = asyncio.Queue()
 
         async def hear(msg: Msg) -> None:

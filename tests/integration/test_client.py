@@ -26,6 +26,7 @@ from stepout_client import (
     InvalidRequest,
     NotEnrolled,
     ParticipantEnrolled,
+    PlanNotice,
     PlanPaused,
     ProgressUpdatedEvent,
     StepoutClient,
@@ -112,6 +113,20 @@ async def test_every_input_and_query_answers_with_the_contracts_models(client: S
     with pytest.raises(Withdrawn) as withdrawn:
         await client.next_assignment(u, after=resumed.assignment_id)
     assert withdrawn.value.code == "withdrawn"
+
+
+async def test_a_second_enrolment_that_changes_nothing_answers_with_its_notice(client: StepoutClient) -> None:
+    u = user()
+    await client.enrol(user_id=u, platform_id="first")
+    first = await client.next_assignment(u)
+    assert isinstance(first, ChallengeAssigned)
+    # Waiting for an assignment other than the open one while another enrolment, with the same settings, is sent.
+    waiting = asyncio.create_task(client.next_assignment(u, after=first.assignment_id, timeout=10))
+    await asyncio.sleep(0.5)  # its subscriptions and plan query are in
+    await client.enrol(user_id=u, platform_id="second")
+    why = await waiting
+    assert isinstance(why, PlanNotice) and why.reason == "no_change"
+    assert await client.next_assignment(u) == first  # the open assignment stands
 
 
 async def test_a_retry_after_a_lost_ack_or_a_crash_doubles_nothing(
