@@ -46,6 +46,7 @@ from .events import (
     PlanResumedEvent,
     ProgressUpdatedEvent,
 )
+from .refusals import RefusedInput
 from .retry import Backoff
 
 __all__ = [
@@ -78,6 +79,7 @@ __all__ = [
     "ProgressUpdatedEvent",
     "ProgressView",
     "Refused",
+    "RefusedInput",
     "StepoutClient",
     "StepoutError",
     "Timeout",

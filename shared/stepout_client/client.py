@@ -50,6 +50,7 @@ from .events import (
     PlanResumedEvent,
     parse,
 )
+from .refusals import PLATFORM_REFUSALS, RefusedInput, refusal_deliveries, refused_input
 from .retry import Backoff, retried
 
 # The platform's durable consumer on the output stream, declared by the operator (`stepout topology
@@ -219,6 +220,29 @@ class StepoutClient:
                     and (kinds is None or event.kind in kinds)
                 ):
                     yield event
+                await msg.ack()
+        finally:
+            if sub in self._readers and not self.nc.is_closed:
+                self._readers.discard(sub)
+                await sub.unsubscribe()
+
+    async def refusals(
+        self, *, since: datetime | None = None, user_id: str | None = None
+    ) -> AsyncIterator[RefusedInput]:
+        """The inputs stepout refused, with their reasons, from the durable consumer of the dead letters
+        declared for the platform, oldest first; each is acked when the caller's loop body has run and it
+        asks for the next one (at least once, as `events()`). Refused before `since`, or for another
+        participant than `user_id`, they are acked and skipped: the consumer is the platform's one
+        position in its dead letters, shared by its readers."""
+        sub = await self.nc.subscribe(refusal_deliveries(self.subjects), queue=PLATFORM_REFUSALS)
+        self._readers.add(sub)
+        try:
+            async for msg in sub.messages:
+                if not msg.reply:  # not a delivery of the consumer: nothing to ack
+                    continue
+                refused = refused_input(msg)
+                if (since is None or refused.refused_at >= since) and (user_id is None or refused.user_id == user_id):
+                    yield refused
                 await msg.ack()
         finally:
             if sub in self._readers and not self.nc.is_closed:

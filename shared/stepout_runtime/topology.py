@@ -114,17 +114,44 @@ def platform_consumer(subjects: Subjects) -> Consumer:
 
 
 def platform_deliveries(subjects: Subjects) -> str:
-    """Where the platform's consumer delivers: a subject no stream takes, which only the platform reads."""
-    return f"{subjects.prefix}.deliver.{PLATFORM_CONSUMER}"
+    """Where the platform's consumer of the outputs delivers (`P.deliver.platform`)."""
+    return platform_deliveries_of(subjects, PLATFORM_CONSUMER)
 
 
 def platform_consumer_config(subjects: Subjects, ack_wait: float) -> ConsumerConfig:
+    return _delivering(consumer_config(platform_consumer(subjects), max_deliver=-1, ack_wait=ack_wait), subjects)
+
+
+# The platform's consumer of the dead letters: why each input was refused (CONTRACT §5), the body as sent.
+# Every input a dead letter holds was sent by the platform, or by the console (a coach's review, which
+# names a participant and a coach the platform enrolled them with); an erased participant's dead letters
+# are replaced by a record without personal data before this consumer can deliver them again.
+PLATFORM_REFUSALS = "platform-refusals"
+
+
+def platform_refusals(subjects: Subjects) -> Consumer:
+    return Consumer(subjects.dlq_stream, PLATFORM_REFUSALS, tuple(subjects.dlq_stream_subjects()))
+
+
+def platform_refusals_config(subjects: Subjects, ack_wait: float) -> ConsumerConfig:
+    return _delivering(consumer_config(platform_refusals(subjects), max_deliver=-1, ack_wait=ack_wait), subjects)
+
+
+def platform_deliveries_of(subjects: Subjects, durable: str) -> str:
+    """Where the platform's consumer `durable` delivers: a subject no stream takes, only the platform reads."""
+    return f"{subjects.prefix}.deliver.{durable}"
+
+
+def _delivering(config: ConsumerConfig, subjects: Subjects) -> ConsumerConfig:
+    """A platform's consumer: pushed to a delivery subject the operator fixes, shared by its readers (a
+    queue group of the consumer's name), redelivered until acked however long the platform is away."""
+    assert config.durable_name is not None
     return replace(
-        consumer_config(platform_consumer(subjects), max_deliver=-1, ack_wait=ack_wait),
+        config,
         max_ack_pending=PLATFORM_MAX_ACK_PENDING,
         max_waiting=None,
-        deliver_subject=platform_deliveries(subjects),
-        deliver_group=PLATFORM_CONSUMER,
+        deliver_subject=platform_deliveries_of(subjects, config.durable_name),
+        deliver_group=config.durable_name,
     )
 
 
@@ -322,6 +349,7 @@ async def apply_topology(
         await _delete_single_planner(js, subjects)
     declared = [(c.stream, consumer_config(c, max_deliver, ack_wait)) for c in consumers(subjects, partitions).values()]
     declared.append((subjects.out_stream, platform_consumer_config(subjects, ack_wait)))
+    declared.append((subjects.dlq_stream, platform_refusals_config(subjects, ack_wait)))
     for stream_name, config in declared:
         info = await js.add_consumer(stream_name, config)
         check_stored(

@@ -48,11 +48,13 @@ from stepout_contract.subjects import Subjects
 from stepout_runtime.connection import NatsRefusedError, connect
 from stepout_runtime.topology import (
     PLATFORM_CONSUMER,
+    PLATFORM_REFUSALS,
     SINGLE_PLANNER,
     apply_topology,
     consumers,
     platform_consumer,
     platform_deliveries,
+    platform_refusals,
 )
 from support import (
     NatsServer,
@@ -472,7 +474,11 @@ def probes(partitions: int) -> list[Probe]:
                 {"stream_name": c.stream, "config": {"durable_name": c.durable, "filter_subject": f"{PREFIX}.none"}},
                 NOBODY,
             )
-            for c in [*consumers(SUBJECTS, partitions).values(), platform_consumer(SUBJECTS)]
+            for c in [
+                *consumers(SUBJECTS, partitions).values(),
+                platform_consumer(SUBJECTS),
+                platform_refusals(SUBJECTS),
+            ]
         ],
         (
             f"$JS.API.CONSUMER.CREATE.{OUT}.thief",
@@ -484,7 +490,11 @@ def probes(partitions: int) -> list[Probe]:
         ),
         *[
             (f"$JS.API.CONSUMER.DELETE.{c.stream}.{c.durable}", {}, NOBODY)
-            for c in [*consumers(SUBJECTS, partitions).values(), platform_consumer(SUBJECTS)]
+            for c in [
+                *consumers(SUBJECTS, partitions).values(),
+                platform_consumer(SUBJECTS),
+                platform_refusals(SUBJECTS),
+            ]
         ],
         # Reading what the operator declared: each service its streams and its own consumers, the platform
         # its own consumer.
@@ -494,6 +504,7 @@ def probes(partitions: int) -> list[Probe]:
             for c in consumers(SUBJECTS, partitions).values()
         ],
         (f"$JS.API.CONSUMER.INFO.{OUT}.{PLATFORM_CONSUMER}", {}, ("platform",)),
+        (f"$JS.API.CONSUMER.INFO.{DLQ}.{PLATFORM_REFUSALS}", {}, ("platform",)),
     ]
     if partitions > 1:
         found += [

@@ -300,6 +300,21 @@ async def test_the_platform_identity_of_the_production_configuration_drives_a_pa
                 info = await stepout.nc.jetstream().consumer_info("STEPOUT_OUT", "platform")
                 # Everything delivered; all acked but the one whose loop body was left by `break`.
                 assert info.num_pending == 0 and info.num_ack_pending <= 1
+
+                # An attempt for a participant never enrolled: refused, and the platform reads why
+                # through the consumer of the dead letters declared for it, its note as it sent it.
+                stranger, attempt_id = user(), str(uuid.uuid4())
+                await stepout.log_attempt(**{**attempt_on(assigned), "user_id": stranger, "attempt_id": attempt_id})
+                async with asyncio.timeout(15):
+                    refused = await anext(aiter(stepout.refusals(user_id=stranger)))
+                assert (refused.service, refused.reason, refused.original_subject) == (
+                    "tracker",
+                    "not_enrolled",
+                    f"stepout.attempt.logged.{stranger}",
+                )
+                assert isinstance(refused.error, NotEnrolled) and refused.event is not None
+                assert refused.event["data"]["attempt_id"] == attempt_id
+                assert stranger not in refused.detail
         finally:
             system.stop()
 

@@ -43,6 +43,8 @@ from stepout_runtime.topology import (
     consumers,
     platform_consumer,
     platform_deliveries,
+    platform_deliveries_of,
+    platform_refusals,
 )
 from support import ROOT, NatsServer, System, cloud_event, new_prefix, settings_from
 
@@ -192,7 +194,7 @@ async def test_no_identity_can_redefine_or_delete_a_declared_consumer(
 ) -> None:
     """Finding 3: the planner redefined the tracker's consumer, and an attempt sent meanwhile was lost."""
     identity = await login(server, role)
-    declared = [*consumers(SUBJECTS).values(), platform_consumer(SUBJECTS)]
+    declared = [*consumers(SUBJECTS).values(), platform_consumer(SUBJECTS), platform_refusals(SUBJECTS)]
     try:
         requests = []
         for consumer in declared:
@@ -443,5 +445,23 @@ async def test_a_review_naming_another_coach_never_lifts_a_crisis(
         await review("c-least")
         await platform.wait_for("overload.cleared", user)
         await platform.wait_for("challenge.assigned", user, count=2)
+    finally:
+        await identity.nc.close()
+
+
+@pytest.mark.parametrize("reader", [role for role in [*RUNTIME, "admin"] if role != "platform"])
+async def test_only_the_platform_reads_what_its_consumers_deliver(reader: str, server: ProjectNats) -> None:
+    """The platform's consumers deliver outputs and dead letters (its inputs as sent, notes included) to
+    subjects only the platform may read, and only it may ack them."""
+    identity = await login(server, reader)
+    try:
+        for durable in (PLATFORM_CONSUMER, "platform-refusals"):
+            delivered = platform_deliveries_of(SUBJECTS, durable)
+            for queue in ("", durable):
+                await identity.nc.subscribe(delivered, queue=queue)
+                await identity.violation(delivered)
+        for ack in (f"$JS.ACK.{DLQ}.platform-refusals.1.1.1.0.0", f"$JS.ACK.{OUT}.platform.1.1.1.0.0"):
+            await identity.nc.publish(ack, b"")
+            await identity.violation(ack)
     finally:
         await identity.nc.close()

@@ -17,7 +17,14 @@ from stepout_contract.settings import Settings
 from stepout_contract.subjects import Subjects
 from stepout_runtime.connection import ADMIN_INBOX_PREFIX, NatsRefusedError, closing, connect
 from stepout_runtime.server_version import ServerTooOld, require_supported_server
-from stepout_runtime.topology import StreamLimits, TopologyError, apply_topology, consumers, platform_consumer
+from stepout_runtime.topology import (
+    PLATFORM_CONSUMER,
+    PLATFORM_REFUSALS,
+    StreamLimits,
+    TopologyError,
+    apply_topology,
+    consumers,
+)
 
 log = logging.getLogger("stepout.topology")
 
@@ -61,7 +68,7 @@ async def apply(settings: Settings) -> None:
         was_closing, closing.now = closing.now, True
         await nc.close()
         closing.now = was_closing
-    declared = [*consumers(subjects, settings.tracker_partitions), platform_consumer(subjects).durable]
+    declared = [*consumers(subjects, settings.tracker_partitions), PLATFORM_CONSUMER, PLATFORM_REFUSALS]
     log.info(
         "topology declared",
         extra={"streams": subjects.prefix, "partitions": settings.tracker_partitions, "consumers": declared},
