@@ -1,7 +1,8 @@
 """The tracker's cost against the length of a participant's history.
 
 - decision cost: the pure decider (`tracking.decide` then `replay`) deciding one more attempt for a
-  participant with a history of 10, 100, 1,000 and 5,000 attempts, in process;
+  participant with a history of 10, 100, 1,000 and 5,000 attempts, in process, with the rule set the
+  service runs when STEPOUT_RULESET names none (`load_ruleset(None)`);
 - drain: the tracker service draining 20,000 preloaded attempts of 10 participants (2,000 each)
   against 20,000 of 200 participants (100 each), on one nats-server and SQLite;
 - cold restart: that tracker restarted, then one attempt for each of the 10 long-history
@@ -23,7 +24,7 @@ import nats
 
 from stepout_contract.subjects import Subjects
 from stepout_domain.attempts import Attempt, Outcome
-from stepout_domain.ruleset import DEFAULT_RULESET
+from stepout_domain.ruleset import load_ruleset
 from stepout_domain.tracker_commands import Enrol, RecordAttempt
 from stepout_domain.tracking import TrackerState, decide, initial_state, replay
 from stepout_runtime.topology import apply_topology
@@ -33,6 +34,8 @@ from .ingest import drained, enrolled, publish_all
 
 HISTORIES = (10, 100, 1_000, 5_000)
 SPACING = timedelta(hours=3)  # a participant's attempts, this far apart
+# What the service decides with by default (not the built-in base thresholds, DEFAULT_RULESET).
+RULES = load_ruleset(None)
 OUTCOMES = (Outcome.ACCEPTED, Outcome.REJECTED, Outcome.REJECTED, Outcome.SKIPPED, Outcome.HOSTILE)
 
 
@@ -57,10 +60,10 @@ def _attempt(n: int, start: datetime) -> Attempt:
 
 def _folded(count: int, start: datetime) -> TrackerState:
     state = initial_state("bench-user")
-    state = replay(state, decide(state, Enrol("Europe/Berlin", start - timedelta(days=1)), DEFAULT_RULESET))
+    state = replay(state, decide(state, Enrol("Europe/Berlin", start - timedelta(days=1)), RULES))
     for n in range(count):
         attempt = _attempt(n, start)
-        state = replay(state, decide(state, RecordAttempt(attempt, attempt.occurred_at), DEFAULT_RULESET))
+        state = replay(state, decide(state, RecordAttempt(attempt, attempt.occurred_at), RULES))
     return state
 
 
@@ -75,10 +78,14 @@ def run_decision_cost(repeats: int = 400) -> dict[str, Any]:
         timings = []
         for attempt in nexts:
             began = time.perf_counter()
-            replay(state, decide(state, RecordAttempt(attempt, attempt.occurred_at), DEFAULT_RULESET))
+            replay(state, decide(state, RecordAttempt(attempt, attempt.occurred_at), RULES))
             timings.append(time.perf_counter() - began)
         per_attempt[str(size)] = statistics.median(timings) * 1e6
-    return {"us_per_attempt": per_attempt, "ratio_5000_to_10": per_attempt["5000"] / per_attempt["10"]}
+    return {
+        "ruleset_version": RULES.version,
+        "us_per_attempt": per_attempt,
+        "ratio_5000_to_10": per_attempt["5000"] / per_attempt["10"],
+    }
 
 
 # Drain and cold restart, on the real service --------------------------------------------------------
