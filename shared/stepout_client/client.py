@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import nats
-from nats.aio.client import Client
+from nats.aio.client import Client, ServerVersion
 from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 from nats.js.api import PubAck
@@ -56,11 +56,21 @@ from .retry import Backoff, retried
 # The platform's durable consumer on the output stream, declared by the operator (`stepout topology
 # apply`): it delivers to `P.deliver.platform` in the queue group `platform`.
 PLATFORM_CONSUMER = "platform"
+DEFAULT_URL = "nats://127.0.0.1:4222"
+# stepout needs nats-server 2.10 or newer; with an older one at the default address and no setting,
+# `stepout run all` (`make run`) runs its own here.
+NATS_FLOOR = (2, 10, 0)
+BESIDE_AN_OLDER_ONE = "nats://127.0.0.1:4223"
 # Event ids derived from (source, type, user, the platform's own id): the same action, the same id.
 EVENT_ID_NAMESPACE = uuid.UUID("2d9c7a51-0f3e-5b8c-9a64-3c1e7b2f8d40")
 
 M = TypeVar("M", bound=BaseModel)
 Assignment = ChallengeAssigned
+
+
+def _version(server: ServerVersion) -> tuple[int, int, int]:
+    """A nats-py `ServerVersion` as (major, minor, patch)."""
+    return (server.major, server.minor, server.patch)
 
 
 def platform_deliveries(subjects: Subjects) -> str:
@@ -108,7 +118,8 @@ class StepoutClient:
     async def from_env(cls, *, source: str = "urn:platform") -> StepoutClient:
         """Connect with the settings stepout's own processes read (CONTRACT §9): `STEPOUT_NATS_URL`,
         `STEPOUT_NATS_USER`/`STEPOUT_NATS_PASSWORD`, `STEPOUT_NATS_TOKEN`, `STEPOUT_NATS_CREDS`,
-        `STEPOUT_SUBJECT_PREFIX`."""
+        `STEPOUT_SUBJECT_PREFIX`. Without `STEPOUT_NATS_URL`, where `make run` runs NATS: the default
+        address, or 127.0.0.1:4223 when the server at the default one is older than stepout runs on."""
         env = os.environ
         options: dict[str, Any] = {}
         if env.get("STEPOUT_NATS_USER"):
@@ -117,8 +128,16 @@ class StepoutClient:
             options["token"] = env["STEPOUT_NATS_TOKEN"]
         if env.get("STEPOUT_NATS_CREDS"):
             options["user_credentials"] = env["STEPOUT_NATS_CREDS"]
-        url = env.get("STEPOUT_NATS_URL", "nats://127.0.0.1:4222")
-        return await cls.connect(url, prefix=env.get("STEPOUT_SUBJECT_PREFIX", "stepout"), source=source, **options)
+        prefix = env.get("STEPOUT_SUBJECT_PREFIX", "stepout")
+        if env.get("STEPOUT_NATS_URL"):
+            return await cls.connect(env["STEPOUT_NATS_URL"], prefix=prefix, source=source, **options)
+        client = await cls.connect(DEFAULT_URL, prefix=prefix, source=source, **options)
+        if _version(client.nc.connected_server_version) >= NATS_FLOOR:
+            return client
+        # An older server answers at the default address (Debian 12's nats-server is 2.9): `stepout run
+        # all` then leaves it alone and starts its own beside it, where the platform's inputs must go.
+        await client.nc.close()
+        return await cls.connect(BESIDE_AN_OLDER_ONE, prefix=prefix, source=source, **options)
 
     async def close(self) -> None:
         """Stop the output readers (what they hold unacked is delivered again), send what is
