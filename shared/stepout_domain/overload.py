@@ -9,12 +9,13 @@ attempt exactly 7 days (or 24 h) before the judged one is inside it.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from stepout_contract.vocabulary import Outcome, Severity
 from stepout_domain.attempts import Attempt
+from stepout_domain.figures import days_of, hours_of, within
 from stepout_domain.history import History
 from stepout_domain.ruleset import RuleSet
 
@@ -46,94 +47,93 @@ class RuleHit:
     evidence: tuple[str, ...]
 
 
-def _within(attempt: Attempt, judged_at: datetime, window: timedelta) -> bool:
-    return judged_at - attempt.occurred_at <= window
-
-
-def _high_distress(history: Sequence[Attempt], rules: RuleSet) -> RuleHit | None:
+def _high_distress(history: History, judged_at: datetime, rules: RuleSet) -> RuleHit | None:
     """Among the last `high_distress_last` attempts that have a peak (skipped ones have
     none), count those that peaked at `high_distress_peak` or more within
     `high_distress_window_days` of the judged attempt."""
-    judged_at = history[-1].occurred_at
-    window = timedelta(days=rules.high_distress_window_days)
-    with_peak: list[Attempt] = []
-    for attempt in reversed(history):
-        if attempt.suds_peak is not None:
-            with_peak.append(attempt)
-            if len(with_peak) == rules.high_distress_last:
-                break
-    counted = [
-        a.attempt_id
-        for a in reversed(with_peak)
-        if a.suds_peak is not None and a.suds_peak >= rules.high_distress_peak and _within(a, judged_at, window)
-    ]
+    since = judged_at - days_of(rules.high_distress_window_days)
+    peak, w = rules.high_distress_peak, history.read_windows()
+    start = max(0, len(w.peaks) - rules.high_distress_last)
+    counted = [w.peak_ids[i] for i in range(start, len(w.peaks)) if w.peaks[i] >= peak and w.peak_at[i] >= since]
     if len(counted) < rules.high_distress_count:
         return None
     return RuleHit("high_distress", len(counted), rules.high_distress_count, Severity.CAUTION, tuple(counted))
 
 
-def _no_habituation(history: History, rules: RuleSet) -> RuleHit | None:
+def _no_habituation(history: History, newest: Attempt, rules: RuleSet, evidence: bool) -> RuleHit | None:
     """At the judged attempt's level, over the run since the participant last arrived
     there (`History.run_at`): at least `no_habituation_min_attempts` attempts with
     a peak, and the latest such peak is not below the first. Observed is the latest
     peak, threshold the first; the evidence is the attempt of the first peak and the run's
     recent attempts with a peak (at most `history.RECENT_KEPT` + 1 ids, however long the run)."""
-    assert history.newest is not None
-    run = history.run_at(history.newest.level, rules.return_after_days)
+    run = history.run_at(newest.level, rules.return_after_days)
     first, latest = run.first_peak, run.latest_peak
     if run.peak_count < rules.no_habituation_min_attempts or first is None or latest is None:
         return None
     if latest < first:
         return None
-    with_peak = [a.attempt_id for a in run.recent if a.suds_peak is not None]
-    evidence = tuple(dict.fromkeys([run.first_peak_id, *with_peak] if run.first_peak_id else with_peak))
-    return RuleHit("no_habituation", latest, first, Severity.CAUTION, evidence)
+    return RuleHit(
+        "no_habituation",
+        latest,
+        first,
+        Severity.CAUTION,
+        _no_habituation_evidence(history, newest, run.first_peak_id, rules) if evidence else (),
+    )
 
 
-def _escapes(history: Sequence[Attempt], rules: RuleSet) -> RuleHit | None:
+def _no_habituation_evidence(
+    history: History, newest: Attempt, first_peak_id: str | None, rules: RuleSet
+) -> tuple[str, ...]:
+    run = history.recent_run(newest.level, rules.return_after_days)
+    with_peak = [a.attempt_id for a in run if a.suds_peak is not None]
+    return tuple(dict.fromkeys([first_peak_id, *with_peak] if first_peak_id else with_peak))
+
+
+def with_evidence(hits: Sequence[RuleHit], history: History, rules: RuleSet) -> list[RuleHit]:
+    """`hits` (of `evaluate(..., evidence=False)`) with the evidence of `no_habituation`, read
+    only when a warning is raised: the rest of a decision never reads it."""
+    newest = history.newest
+    if newest is None:
+        return list(hits)
+    first_peak_id = history.run_at(newest.level, rules.return_after_days).first_peak_id
+    return [
+        replace(hit, evidence=_no_habituation_evidence(history, newest, first_peak_id, rules))
+        if hit.rule == "no_habituation"
+        else hit
+        for hit in hits
+    ]
+
+
+def _escapes(history: History, rules: RuleSet) -> RuleHit | None:
     """At least `escapes_count` `escaped` among the last `escapes_last` attempts (any outcome)."""
-    escaped = [a.attempt_id for a in history[-rules.escapes_last :] if a.outcome is Outcome.ESCAPED]
+    escaped = [a.attempt_id for a in history.recent[-rules.escapes_last :] if a.outcome is Outcome.ESCAPED]
     if len(escaped) < rules.escapes_count:
         return None
     return RuleHit("escapes", len(escaped), rules.escapes_count, Severity.CAUTION, tuple(escaped))
 
 
-def _rejection_streak(history: Sequence[Attempt], rules: RuleSet) -> RuleHit | None:
+def _rejection_streak(history: History, judged_at: datetime, rules: RuleSet) -> RuleHit | None:
     """The trailing run of completed attempts ending in `rejected` or `hostile`.
 
-    Scanning back from the judged attempt: `accepted` ends the run; `escaped` and
-    `skipped` are not completed attempts, so they neither count nor break it; a
-    rejection more than `rejection_streak_window_hours` before the judged attempt
-    ends it too, so only rejections inside the window are counted.
+    Back from the judged attempt: `accepted` ends the run; `escaped` and `skipped` are not
+    completed attempts, so they neither count nor break it; a rejection more than
+    `rejection_streak_window_hours` before the judged attempt ends it too, so only rejections
+    inside the window are counted.
     """
-    judged_at = history[-1].occurred_at
-    window = timedelta(hours=rules.rejection_streak_window_hours)
-    streak: list[str] = []
-    for attempt in reversed(history):
-        if attempt.outcome is Outcome.ACCEPTED or not _within(attempt, judged_at, window):
-            break
-        if attempt.outcome in (Outcome.REJECTED, Outcome.HOSTILE):
-            streak.append(attempt.attempt_id)
+    w = history.read_windows()
+    streak = within(w.rejection_ids, w.rejection_at, judged_at - hours_of(rules.rejection_streak_window_hours))
     if len(streak) < rules.rejection_streak_length:
         return None
-    streak.reverse()
-    return RuleHit("rejection_streak", len(streak), rules.rejection_streak_length, Severity.CAUTION, tuple(streak))
+    return RuleHit("rejection_streak", len(streak), rules.rejection_streak_length, Severity.CAUTION, streak)
 
 
-def _hostile_rejections(history: Sequence[Attempt], rules: RuleSet) -> RuleHit | None:
+def _hostile_rejections(history: History, judged_at: datetime, rules: RuleSet) -> RuleHit | None:
     """At least `hostile_count` `hostile` outcomes within `hostile_window_days` of the judged attempt."""
-    judged_at = history[-1].occurred_at
-    window = timedelta(days=rules.hostile_window_days)
-    hostile: list[str] = []
-    for attempt in reversed(history):
-        if not _within(attempt, judged_at, window):
-            break
-        if attempt.outcome is Outcome.HOSTILE:
-            hostile.append(attempt.attempt_id)
+    w = history.read_windows()
+    hostile = within(w.hostile_ids, w.hostile_at, judged_at - days_of(rules.hostile_window_days))
     if len(hostile) < rules.hostile_count:
         return None
-    hostile.reverse()
-    return RuleHit("hostile_rejections", len(hostile), rules.hostile_count, Severity.HIGH, tuple(hostile))
+    return RuleHit("hostile_rejections", len(hostile), rules.hostile_count, Severity.HIGH, hostile)
 
 
 def _crisis_reported(history: Sequence[Attempt], crisis: tuple[Sequence[str], int] | None) -> RuleHit | None:
@@ -149,27 +149,29 @@ def _crisis_reported(history: Sequence[Attempt], crisis: tuple[Sequence[str], in
     return RuleHit("crisis_reported", count, 1, Severity.CRISIS, evidence)
 
 
-# The rules judged on the recent attempts, and the one that reads the run at a level.
-_WINDOWED: tuple[Callable[[Sequence[Attempt], RuleSet], RuleHit | None], ...] = (
-    _escapes,
-    _rejection_streak,
-    _hostile_rejections,
-)
-
-
-def evaluate(history: History, rules: RuleSet, crisis: tuple[Sequence[str], int] | None = None) -> list[RuleHit]:
+def evaluate(
+    history: History, rules: RuleSet, crisis: tuple[Sequence[str], int] | None = None, evidence: bool = True
+) -> list[RuleHit]:
     """Every overload rule that holds at the newest attempt of `history`, in `RULE_IDS` order.
 
     Windows count back from the newest attempt (`occurred_at` order, whatever the arrival
     order). `crisis_reported` holds while a reported crisis has not been covered by a coach's
     review, whenever it occurred: `crisis` gives those reports as (attempt ids kept as
     evidence, how many), as `tracking.TrackerState` keeps them; without it every report
-    among the recent attempts counts. An empty history holds no rule.
+    among the recent attempts counts. An empty history holds no rule. Without `evidence`,
+    `no_habituation` names none (`with_evidence` adds it): the running figures decide whether
+    it holds, its evidence needs the run's attempts.
     """
-    recent = history.recent
-    if not recent:
+    newest = history.newest
+    if newest is None:
         return []
-    found = [_high_distress(recent, rules), _no_habituation(history, rules)]
-    found += [rule(recent, rules) for rule in _WINDOWED]
-    found.append(_crisis_reported(recent, crisis))
+    judged_at = newest.occurred_at
+    found = [
+        _high_distress(history, judged_at, rules),
+        _no_habituation(history, newest, rules, evidence),
+        _escapes(history, rules),
+        _rejection_streak(history, judged_at, rules),
+        _hostile_rejections(history, judged_at, rules),
+        _crisis_reported(history.recent, crisis),
+    ]
     return [hit for hit in found if hit is not None]

@@ -10,11 +10,12 @@ functions are the only way it changes; `tracking.evolve` calls them.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from stepout_domain.attempts import Attempt
 from stepout_domain.history import History
+from stepout_domain.values import changer
 from stepout_domain.warnings import Warning
 
 # How many inputs' CloudEvent ids a participant's state remembers (attempts have their own key).
@@ -31,8 +32,11 @@ class CrisisReport:
     reported_at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TrackerState:
+    """A value: `with_*` build a new one (`changed`) and nothing changes one once built
+    (`stepout_domain.values`: why it is not a frozen dataclass)."""
+
     user_id: str
     timezone: str = "UTC"
     coach_id: str | None = None  # of the enrolment in force: the coach whose review counts
@@ -71,6 +75,9 @@ class TrackerState:
         return tuple(report.attempt_id for report in self.crisis_reports)
 
 
+changed = changer(TrackerState)
+
+
 def initial_state(user_id: str) -> TrackerState:
     return TrackerState(user_id=user_id)
 
@@ -78,13 +85,13 @@ def initial_state(user_id: str) -> TrackerState:
 def with_input(state: TrackerState, input_id: str | None) -> TrackerState:
     if input_id is None or input_id in state.input_ids:
         return state
-    return replace(state, input_ids=(*state.input_ids, input_id)[-INPUT_IDS_KEPT:])
+    return changed(state, input_ids=(*state.input_ids, input_id)[-INPUT_IDS_KEPT:])
 
 
 def with_enrolment(state: TrackerState, timezone: str, at: datetime, coach_id: str | None) -> TrackerState:
     """An enrolment (the first, or a later one): its settings, the coach included, are now in force."""
     history = state.history.with_timezone(timezone)
-    return replace(state, enrolled=True, timezone=timezone, coach_id=coach_id, enrolment_at=at, history=history)
+    return changed(state, enrolled=True, timezone=timezone, coach_id=coach_id, enrolment_at=at, history=history)
 
 
 def with_attempt(
@@ -95,7 +102,7 @@ def with_attempt(
     if attempt.crisis_reported:
         crisis_reports = (*crisis_reports, CrisisReport(attempt.attempt_id, reported_at))[-CRISIS_EVIDENCE_KEPT:]
         crisis_count += 1
-    return replace(
+    return changed(
         state,
         history=state.history.with_attempt(attempt, restart_after_days),
         crisis_reports=crisis_reports,
@@ -112,7 +119,7 @@ def _counted(counts: tuple[tuple[str, int], ...], *names: str) -> tuple[tuple[st
 
 def with_warning(state: TrackerState, warning: Warning) -> TrackerState:
     """A warning raised by the latest attempt recorded."""
-    return replace(
+    return changed(
         state,
         active_warning=warning,
         active_since=state.last_reported_at,
@@ -123,7 +130,7 @@ def with_warning(state: TrackerState, warning: Warning) -> TrackerState:
 
 
 def with_clearing(state: TrackerState) -> TrackerState:
-    return replace(state, active_warning=None, active_since=None)
+    return changed(state, active_warning=None, active_since=None)
 
 
 def with_review(state: TrackerState, reviewed_at: datetime) -> TrackerState:
@@ -131,11 +138,11 @@ def with_review(state: TrackerState, reviewed_at: datetime) -> TrackerState:
     kept = tuple(report for report in state.crisis_reports if report.reported_at > reviewed_at)
     covered = len(state.crisis_reports) - len(kept)
     count = len(kept) if covered else state.crisis_count
-    return replace(state, crisis_reports=kept, crisis_count=count, last_review_at=reviewed_at)
+    return changed(state, crisis_reports=kept, crisis_count=count, last_review_at=reviewed_at)
 
 
 def with_withdrawal(state: TrackerState) -> TrackerState:
-    return replace(state, withdrawn=True)
+    return changed(state, withdrawn=True)
 
 
 def erasure_summary(state: TrackerState) -> dict[str, object]:

@@ -19,7 +19,6 @@ planner's shape: `decide(state, command, rules)` returns the events an input cau
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 from stepout_domain import overload, progress, warnings
 from stepout_domain.attempts import Attempt
@@ -39,6 +38,7 @@ from stepout_domain.tracker_events import (
 )
 from stepout_domain.tracker_state import (
     TrackerState,
+    changed,
     erasure_summary,
     initial_state,
     with_attempt,
@@ -50,6 +50,7 @@ from stepout_domain.tracker_state import (
     with_warning,
     with_withdrawal,
 )
+from stepout_domain.warnings import Warning
 
 __all__ = [
     "Refusal",
@@ -65,16 +66,21 @@ __all__ = [
 ]
 
 
-def hits_of(state: TrackerState, rules: RuleSet) -> list[overload.RuleHit]:
-    """Every rule that holds on the participant's history now."""
-    return overload.evaluate(state.history, rules, crisis=(state.crisis_evidence, state.crisis_count))
+def hits_of(state: TrackerState, rules: RuleSet, evidence: bool = True) -> list[overload.RuleHit]:
+    """Every rule that holds on the participant's history now (without `evidence`, `no_habituation`
+    names none: `overload.with_evidence`)."""
+    return overload.evaluate(state.history, rules, (state.crisis_evidence, state.crisis_count), evidence)
 
 
-def progress_view(state: TrackerState, rules: RuleSet, arrived: Attempt | None = None) -> dict[str, object]:
+def progress_view(
+    state: TrackerState, rules: RuleSet, arrived: Attempt | None = None, active: Warning | bool | None = True
+) -> dict[str, object]:
     """The progress view after the latest change; `last_attempt` is the attempt just recorded
-    (the one the planner closes an assignment with), the newest one when none is given."""
+    (the one the planner closes an assignment with), the newest one when none is given. `active`:
+    the active warning when it is not yet the state's (a decision's own), True for the state's."""
+    warning = state.active_warning if active is True else active or None
     return progress.progress_view(
-        state.user_id, state.history, state.active_warning, rules, arrived=arrived, withdrawn=state.withdrawn
+        state.user_id, state.history, warning, rules, arrived=arrived, withdrawn=state.withdrawn
     )
 
 
@@ -106,10 +112,13 @@ def _record(state: TrackerState, command: RecordAttempt, rules: RuleSet) -> list
     after = evolve(state, recorded)
     newest = after.history.newest
     assert newest is not None
+    hits = hits_of(after, rules, evidence=False)
+    if warnings.raises(state.active_warning, hits):
+        hits = overload.with_evidence(hits, after.history, rules)
     cleared, raised = warnings.after_attempt(
         state.user_id,
         state.active_warning,
-        hits_of(after, rules),
+        hits,
         state.warnings_raised_at,
         newest.occurred_at,
         command.attempt.attempt_id,
@@ -120,8 +129,9 @@ def _record(state: TrackerState, command: RecordAttempt, rules: RuleSet) -> list
         events.append(WarningCleared(cleared))
     if raised is not None:
         events.append(WarningRaised(raised))
-    folded = replay(after, events[1:])  # `after` holds the attempt already
-    events.append(ProgressUpdated(progress_view(folded, rules, arrived=command.attempt)))
+    # The view after the decision's events: `after` with the warning they leave active.
+    active = raised if raised is not None else None if cleared is not None else state.active_warning
+    events.append(ProgressUpdated(progress_view(after, rules, arrived=command.attempt, active=active)))
     return events
 
 
@@ -149,19 +159,19 @@ def _review(state: TrackerState, command: Review, rules: RuleSet) -> list[Tracke
 
 def evolve(state: TrackerState, event: TrackerEvent) -> TrackerState:
     """The state after `event`; pure, so folding a stored history rebuilds the participant exactly."""
-    match event:
-        case Enrolled():
-            return with_enrolment(replace(state, user_id=event.user_id), event.timezone, event.at, event.coach_id)
-        case EnrolmentChanged():
-            return with_enrolment(state, event.timezone, event.at, event.coach_id)
+    match event:  # the most frequent first: each class pattern is an isinstance check
         case AttemptRecorded():
             return _with_recorded(state, event)
+        case ProgressUpdated():
+            return state
         case WarningRaised():
             return with_warning(state, event.warning)
         case WarningCleared():
             return with_clearing(state)
-        case ProgressUpdated():
-            return state
+        case Enrolled():
+            return with_enrolment(changed(state, user_id=event.user_id), event.timezone, event.at, event.coach_id)
+        case EnrolmentChanged():
+            return with_enrolment(state, event.timezone, event.at, event.coach_id)
         case Reviewed():
             return with_review(state, event.reviewed_at)
         case Withdrawn():
@@ -181,7 +191,7 @@ class _LastRecorded:
 
 def _with_recorded(state: TrackerState, event: AttemptRecorded) -> TrackerState:
     last = _LastRecorded.entry  # one read: another thread may replace it, never tear it
-    if last is not None and last[0] is state and last[1] == event:
+    if last is not None and last[0] is state and (last[1] is event or last[1] == event):
         return last[2]
     after = with_attempt(state, event.attempt, event.reported_at, event.restart_after_days)
     _LastRecorded.entry = (state, event, after)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from stepout_contract.vocabulary import ClearedBy, Severity
+from stepout_domain.figures import hours_of
 from stepout_domain.overload import RuleHit, highest
 from stepout_domain.ruleset import RuleSet
 
@@ -87,7 +88,14 @@ def _clears_by_rules(active: Warning, hits: Sequence[RuleHit], at: datetime, rul
     if any(hit.rule in active.rule_ids for hit in hits):
         return False
     hours = rules.clear_after_hours_high if active.severity is Severity.HIGH else rules.clear_after_hours_caution
-    return at - active.raised_at >= timedelta(hours=hours)
+    return at - active.raised_at >= hours_of(hours)
+
+
+def raises(active: Warning | None, hits: Sequence[RuleHit]) -> bool:
+    """Whether an attempt with these `hits` raises a new warning (`after_attempt`)."""
+    if active is None:
+        return bool(hits)
+    return any(hit.rule not in active.rule_ids for hit in hits)
 
 
 def after_attempt(
@@ -117,10 +125,10 @@ def after_attempt(
     supersedes an escalated warning: only a review ends an escalation.
     """
     if active is None:
-        if not hits:
+        if not raises(active, hits):
             return None, None
         return None, _raise(user_id, hits, past_raised_at, judged_at, attempt_id, rules, still_escalated=False)
-    if any(hit.rule not in active.rule_ids for hit in hits):
+    if raises(active, hits):
         cleared = Clearing(active.warning_id, user_id, judged_at, "superseded")
         return cleared, _raise(user_id, hits, past_raised_at, judged_at, attempt_id, rules, active.escalate)
     if _clears_by_rules(active, hits, judged_at, rules):

@@ -18,7 +18,7 @@ from stepout_domain.warnings import Warning
 
 # The progress functions read a `History`; these give them one folded from a list of attempts.
 def attempts_at_level(history: list[Attempt], level: int) -> list[Attempt]:
-    return list(History.of(history).run_at(level).recent)
+    return list(History.of(history).recent_run(level, None))
 
 
 def current_level(history: list[Attempt]) -> int | None:
