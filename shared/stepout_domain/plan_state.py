@@ -7,7 +7,7 @@ in the participant's `timezone` (DOMAIN.md), computed with `zoneinfo`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
@@ -32,6 +32,7 @@ from stepout_domain.plan_events import (
     WarningObserved,
     Withdrawn,
 )
+from stepout_domain.values import changer
 
 PlanStatus = Literal["active", "paused", "withdrawn"]
 
@@ -54,9 +55,10 @@ def local_days_later(moment: datetime, days: int, timezone: str) -> datetime:
     return (moment.astimezone(ZoneInfo(timezone)) + timedelta(days=days)).astimezone(UTC)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class PlanState:
-    """Everything the planner needs to decide the next step for one participant.
+    """Everything the planner needs to decide the next step for one participant; a value, never
+    changed once built (`changed` builds another: `stepout_domain.values`).
 
     `day_counts` holds (local day, live assignments whose `not_before` falls on it)
     for today and later days only; `clock` is the latest event time seen, so that a
@@ -124,6 +126,9 @@ class PlanState:
         return None
 
 
+changed = changer(PlanState)
+
+
 def initial_state(user_id: str) -> PlanState:
     """The plan of a participant not yet enrolled."""
     return PlanState(user_id=user_id)
@@ -131,15 +136,20 @@ def initial_state(user_id: str) -> PlanState:
 
 def evolve(state: PlanState, event: PlanEvent) -> PlanState:
     """The state after `event`; pure, so folding a stored history rebuilds the plan exactly."""
-    state = _apply(state, event)
-    clock = event.at if state.clock is None else max(state.clock, event.at)
-    return replace(state, clock=clock)
+    applied = _apply(state, event)
+    clock = event.at if applied.clock is None else max(applied.clock, event.at)
+    if applied.clock == clock:
+        return applied
+    if applied is state:
+        return changed(state, clock=clock)
+    applied.clock = clock  # built just now by `_apply` and seen by no one yet: one construction, not two
+    return applied
 
 
 def _apply(state: PlanState, event: PlanEvent) -> PlanState:
     match event:
         case Enrolled():
-            return replace(
+            return changed(
                 state,
                 enrolled=True,
                 level=event.starting_level,
@@ -149,7 +159,7 @@ def _apply(state: PlanState, event: PlanEvent) -> PlanState:
                 coach_id=event.coach_id,
             )
         case EnrolmentChanged():
-            return replace(
+            return changed(
                 state,
                 daily_limit=event.daily_limit,
                 categories=event.categories,
@@ -162,7 +172,7 @@ def _apply(state: PlanState, event: PlanEvent) -> PlanState:
             skipped = state.skipped_in_a_row_at_level
             if event.level == state.level:
                 skipped = skipped + 1 if event.outcome == Outcome.SKIPPED else 0
-            return replace(state, open_assignment=None, skipped_in_a_row_at_level=skipped)
+            return changed(state, open_assignment=None, skipped_in_a_row_at_level=skipped)
         case AssignmentCancelled():
             return _cancelled(state)
         case ProgressObserved():
@@ -174,7 +184,7 @@ def _apply(state: PlanState, event: PlanEvent) -> PlanState:
                     event.ease_off_until if ease_off_until is None else max(ease_off_until, event.ease_off_until)
                 )
             crisis_raised_at = event.raised_at if event.severity is Severity.CRISIS else state.crisis_raised_at
-            return replace(
+            return changed(
                 state,
                 level=event.level,
                 seen_warning_ids=state.seen_warning_ids | {event.warning_id},
@@ -187,9 +197,9 @@ def _apply(state: PlanState, event: PlanEvent) -> PlanState:
             if event.warning_id != state.active_warning_id:
                 return state
             cleared = state.crisis_cleared or (event.by == "review" and state.pause_reason == "crisis")
-            return replace(state, active_warning_id=None, active_severity=None, crisis_cleared=cleared)
+            return changed(state, active_warning_id=None, active_severity=None, crisis_cleared=cleared)
         case PlanPaused():
-            return replace(
+            return changed(
                 state,
                 status="paused",
                 pause_reason=event.reason,
@@ -200,7 +210,7 @@ def _apply(state: PlanState, event: PlanEvent) -> PlanState:
                 crisis_cleared=state.crisis_cleared and event.reason == "crisis" and state.pause_reason == "crisis",
             )
         case PlanResumed():
-            return replace(
+            return changed(
                 state,
                 status="active",
                 pause_reason=None,
@@ -211,11 +221,11 @@ def _apply(state: PlanState, event: PlanEvent) -> PlanState:
                 crisis_cleared=False,
             )
         case Reviewed():
-            return replace(
+            return changed(
                 state, reviewed_at=event.at if state.reviewed_at is None else max(state.reviewed_at, event.at)
             )
         case Withdrawn():
-            return replace(state, status="withdrawn", open_assignment=None, erased=state.erased or event.erase)
+            return changed(state, status="withdrawn", open_assignment=None, erased=state.erased or event.erase)
 
 
 def _assigned(state: PlanState, event: ChallengeAssigned) -> PlanState:
@@ -225,7 +235,7 @@ def _assigned(state: PlanState, event: ChallengeAssigned) -> PlanState:
     counts = {d: n for d, n in state.day_counts if d >= today}
     counts[day] = counts.get(day, 0) + 1
     level_changed = event.plan_level != state.level or assignment.reason == "step_down"
-    return replace(
+    return changed(
         state,
         open_assignment=assignment,
         assignments_issued=state.assignments_issued + 1,
@@ -238,7 +248,7 @@ def _assigned(state: PlanState, event: ChallengeAssigned) -> PlanState:
 
 
 def _observed(state: PlanState, event: ProgressObserved) -> PlanState:
-    state = replace(state, last_position=max(state.last_position, event.position))
+    state = changed(state, last_position=max(state.last_position, event.position))
     if event.occurred_at is None or event.outcome not in COMPLETED_OUTCOMES:
         return state
     today = local_day(event.at, state.timezone)
@@ -246,7 +256,7 @@ def _observed(state: PlanState, event: ProgressObserved) -> PlanState:
     day = local_day(event.occurred_at, state.timezone)
     if day >= today:  # an attempt synced late counts for its own day, which is over
         counts[day] = counts.get(day, 0) + 1
-    return replace(state, completed_by_day=tuple(sorted(counts.items())))
+    return changed(state, completed_by_day=tuple(sorted(counts.items())))
 
 
 def _cancelled(state: PlanState) -> PlanState:
@@ -258,4 +268,4 @@ def _cancelled(state: PlanState) -> PlanState:
             counts[day] -= 1
         else:
             counts.pop(day, None)
-    return replace(state, open_assignment=None, day_counts=tuple(sorted(counts.items())))
+    return changed(state, open_assignment=None, day_counts=tuple(sorted(counts.items())))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
@@ -285,3 +285,22 @@ def test_withdrawal_is_final(setup: tuple[int, int, str, datetime], script: list
     withdrawn = [i for i, state in enumerate(run.states) if state.status == "withdrawn"]
     if withdrawn:
         assert all(events == [] for events in run.per_command[withdrawn[0] + 1 :])
+
+
+@fuzz
+@given(setups, steps)
+def test_evolving_builds_a_new_state_and_leaves_the_one_it_started_from_as_it_was(
+    setup: tuple[int, int, str, datetime], script: list[Any]
+) -> None:
+    """States are values (not frozen only for the cost of building one): `evolve` never changes
+    the state it is given, and the clock it sets is the latest event time seen."""
+    run = drive(setup, script)
+    state = initial_state(USER)
+    for events in run.per_command:
+        for event in events:
+            before = [getattr(state, f.name) for f in fields(PlanState)]
+            after = evolve(state, event)
+            assert [getattr(state, f.name) for f in fields(PlanState)] == before
+            assert after.clock == (event.at if state.clock is None else max(state.clock, event.at))
+            state = after
+    assert state == run.states[-1]
