@@ -30,6 +30,9 @@ ADMIN_INBOX_PREFIX = "_INBOX_stepout_admin"
 
 
 SERVICES = ("tracker", "planner")
+# The reply subjects nats-server gives a request that came through a service import from another
+# account (deploy/nats/nats-server.conf puts each outside party in an account of its own).
+IMPORTED_REPLY_PREFIX = "_R_"
 
 
 def service_inbox_prefix(service: str) -> str:
@@ -39,7 +42,8 @@ def service_inbox_prefix(service: str) -> str:
 
 def answerable(reply: str | None, asked_by: str | None) -> bool:
     """Whether a query's answer may go to `reply`: the inbox of the service that asks it (`asked_by`),
-    or, for the queries outside parties ask, an inbox that is not a service's nor the operator's. Never a
+    or, for the queries outside parties ask, an inbox that is not a service's nor the operator's, or the
+    reply of a request imported from another account. Never a
     subject a service could otherwise publish (an output, the JetStream API, an ack), whatever the asker
     wrote as its reply subject."""
     if not reply or "." not in reply:
@@ -47,6 +51,8 @@ def answerable(reply: str | None, asked_by: str | None) -> bool:
     prefix = reply.split(".", 1)[0]
     if asked_by is not None:
         return prefix == service_inbox_prefix(asked_by)
+    if prefix == IMPORTED_REPLY_PREFIX:
+        return True  # an asker of another account: the server leads the answer back there, and only there
     own = {ADMIN_INBOX_PREFIX, *(service_inbox_prefix(service) for service in SERVICES)}
     return prefix.startswith(PLATFORM_INBOX_PREFIX) and prefix not in own
 

@@ -297,7 +297,7 @@ async def test_the_platform_identity_of_the_production_configuration_drives_a_pa
                     async for event in stepout.events(user_id=u, kinds={"challenge.assigned"}):
                         if event.data.assignment_id == following.assignment_id:
                             break
-                info = await stepout.nc.jetstream().consumer_info("STEPOUT_OUT", "platform")
+                info = await stepout.nc.jetstream(prefix="stepout.jsapi").consumer_info("STEPOUT_OUT", "platform")
                 # Everything delivered; all acked but the one whose loop body was left by `break`.
                 assert info.num_pending == 0 and info.num_ack_pending <= 1
 

@@ -501,10 +501,11 @@ def test_compose_replicates_the_streams_and_partitions_planners_and_trackers_ali
 
 
 def identity_block(name: str) -> str:
-    """The permissions of one identity of deploy/nats/nats-server.conf (`NAME = { ... }`), comments left out."""
+    """The permissions of one identity of deploy/nats/nats-server.conf (`NAME_RIGHTS = { ... }`), comments
+    left out."""
     text = NATS_CONFIG.read_text()
-    start = text.index(f"\n  {name} = {{\n")
-    block = text[start : text.index("\n  }\n", start)]
+    start = text.index(f"\n{name}_RIGHTS = {{\n")
+    block = text[start : text.index("\n}\n", start)]
     return "\n".join(line for line in block.splitlines() if not line.lstrip().startswith("#"))
 
 

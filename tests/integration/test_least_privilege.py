@@ -377,7 +377,7 @@ def test_topology_apply_under_a_runtime_identity_is_refused_in_one_line(
     assert stepout_cli.topology.apply_command(settings_from(env)) == 1
     [line] = [record.getMessage() for record in caplog.records if record.levelname == "ERROR"]
     assert "refuse this identity the right to declare streams and consumers" in line
-    assert f'"$G/user:{role}" - Publish Violation - Subject "$JS.API.' in server.server.log()
+    assert f'/user:{role}" - Publish Violation - Subject "$JS.API.' in server.server.log()
 
 
 def test_topology_apply_as_the_operator_is_idempotent(server: ProjectNats, system: System, tmp_path: Path) -> None:
@@ -465,3 +465,76 @@ async def test_only_the_platform_reads_what_its_consumers_deliver(reader: str, s
             await identity.violation(ack)
     finally:
         await identity.nc.close()
+
+
+# --- replies the server writes: each outside party asks from an account of its own -----------------
+# A reply subject is the sender's to choose and the server checks it against nobody's rights (only a
+# `$JS.ACK` reply). In one account, an ack sent with a reply had the consumer answer with an empty
+# message there, which on `$JS.API.STREAM.PURGE...` is a purge; publish acks and API answers pointed at
+# output subjects filled the output stream until the tracker's crisis warnings were refused. Across
+# accounts every request goes through an import, whose reply the server leads back to the asker's own
+# account, where there is no JetStream and no stream.
+
+ACK_REPLIES = [
+    (f"$JS.ACK.{OUT}.platform.1.999999.999999.0.0", f"$JS.API.CONSUMER.DELETE.{IN}.tracker"),
+    (f"$JS.ACK.{OUT}.platform.1.999999.999999.0.0", f"$JS.API.STREAM.DELETE.{OUT}"),
+    (f"$JS.ACK.{OUT}.platform.1.999999.999999.0.0", f"$JS.API.STREAM.PURGE.{IN}"),
+    (f"$JS.ACK.{DLQ}.platform-refusals.1.999999.999999.0.0", f"$JS.API.CONSUMER.DELETE.{OUT}.planner-outcomes"),
+]
+
+
+@pytest.mark.parametrize(("ack", "victim"), ACK_REPLIES)
+async def test_an_ack_the_platform_sends_with_a_reply_never_reaches_the_jetstream_api(
+    ack: str, victim: str, platform: PlatformIdentity, operator: Identity
+) -> None:
+    js = operator.nc.jetstream()
+    consumers_before = {s: sorted(i.name for i in await js.consumers_info(s)) for s in (IN, OUT, DLQ)}
+    for body in (b"+WPI", b"+ACK", b"-NAK"):  # no delivery needed: a made-up ack subject
+        await platform.nc.publish(ack, body, reply=victim)
+    await platform.nc.flush()
+    await asyncio.sleep(DENIED_S)
+    names = json.loads((await operator.nc.request("$JS.API.STREAM.NAMES", b"{}", timeout=5)).data)["streams"]
+    assert sorted(names) == sorted((IN, OUT, DLQ))
+    assert {s: sorted(i.name for i in await js.consumers_info(s)) for s in (IN, OUT, DLQ)} == consumers_before
+    await crisis_recorded(platform, f"u-after-ack-{ACK_REPLIES.index((ack, victim))}")
+
+
+@pytest.mark.parametrize("role", ["platform", "console", "auditor"])
+async def test_no_reply_the_server_writes_for_an_outside_party_lands_in_a_stream(
+    role: str, server: ProjectNats, platform: PlatformIdentity, operator: Identity
+) -> None:
+    """Publish acks of a duplicate input (or review) and stored-output reads, each with a reply subject
+    on the output stream, the input stream or the JetStream API: nothing is stored, nothing purged."""
+    js = operator.nc.jetstream()
+    before = {stream: (await js.stream_info(stream)).state.last_seq for stream in (IN, OUT, DLQ)}
+    attacker = platform.identity if role == "platform" else await login(server, role)
+    try:
+        if role == "auditor":
+            subject, body, headers = f"stepout.jsapi.STREAM.MSG.GET.{OUT}", b'{"seq": 1}', None
+        else:
+            kind = "participant.enrolled" if role == "platform" else "participant.reviewed"
+            event = cloud_event(f"stepout.{kind}.v1", "u-dup", {"user_id": "u-dup", "coach_id": "c-least"})
+            subject = SUBJECTS.event(*kind.split("."), "u-dup")
+            body, headers = json.dumps(event).encode(), {"Nats-Msg-Id": event["id"]}
+        await attacker.nc.publish(subject, body, headers=headers)  # stored once: the rest are duplicates
+        await asyncio.sleep(DENIED_S)
+        stored = {stream: (await js.stream_info(stream)).state.last_seq for stream in (IN, OUT, DLQ)}
+        targets = [
+            SUBJECTS.event("progress", "updated", "u-junk"),
+            SUBJECTS.event("overload", "cleared", "u-junk"),
+            SUBJECTS.event("attempt", "logged", "u-junk"),
+            SUBJECTS.dead_letter("tracker"),
+            f"$JS.API.STREAM.PURGE.{IN}",
+            f"$JS.API.STREAM.PURGE.{OUT}",
+        ]
+        for _ in range(50):
+            for target in targets:
+                await attacker.nc.publish(subject, body, headers=headers, reply=target)
+        await attacker.nc.flush()
+        await asyncio.sleep(DENIED_S)
+        after = {stream: (await js.stream_info(stream)).state for stream in (IN, OUT, DLQ)}
+        assert {stream: state.last_seq for stream, state in after.items()} == stored
+        assert all(state.messages > 0 or before[stream] == 0 for stream, state in after.items() if stream != IN)
+    finally:
+        if attacker is not platform.identity:
+            await attacker.nc.close()

@@ -24,7 +24,7 @@ def test_every_identity_of_the_configuration_is_in_the_table_with_rights() -> No
     config = read(CONFIG, env={})
     text = render(config)
     for party in parties(config):
-        assert f"| **`{party.name}`** |" in text
+        assert f"| **`{party.name}`** " in text
         assert rows(party), party.name
 
 
