@@ -62,7 +62,7 @@ class History:
         return sum(self.counts)
 
     def by_outcome(self) -> dict[str, int]:
-        return dict(zip(_OUTCOME_VALUES, self.counts, strict=True))
+        return dict(zip(_OUTCOME_VALUES, self.counts, strict=False))  # both in `Outcome` order
 
     @classmethod
     def of(cls, attempts: Sequence[Attempt], timezone: str = "UTC", restart_after_days: int | None = None) -> History:
@@ -77,14 +77,14 @@ class History:
     def with_attempt(self, a: Attempt, restart_after_days: int | None) -> History:
         """`a` placed where it occurred; the oldest recent attempt archived when there are too many.
         An attempt older than every recent one when they are all kept is counted only."""
-        counts = list(self.counts)
-        counts[_OUTCOME_INDEX[a.outcome]] += 1
+        i = _OUTCOME_INDEX[a.outcome]
+        counts = (*self.counts[:i], self.counts[i] + 1, *self.counts[i + 1 :])
         recent = self.recent
         if len(recent) >= RECENT_KEPT and a.occurred_at < recent[0].occurred_at:
-            return replace(self, counts=tuple(counts))
+            return replace(self, counts=counts)
         day = a.occurred_at.astimezone(ZoneInfo(self.timezone)).date()
         if recent and a.occurred_at < recent[-1].occurred_at:
-            return self._with_late(a, day, tuple(counts), restart_after_days)
+            return self._with_late(a, day, counts, restart_after_days)
         figures = self.read_figures(restart_after_days).with_attempt(a, day, restart_after_days)
         archive, days = self.archive, self.days
         if len(recent) >= RECENT_KEPT:
@@ -95,7 +95,7 @@ class History:
         else:
             windows = self.read_windows().with_attempt(a)
             recent, days = (*recent, a), (*days, day)
-        return History(recent, archive, tuple(counts), self.timezone, days, figures, restart_after_days, windows)
+        return History(recent, archive, counts, self.timezone, days, figures, restart_after_days, windows)
 
     def _with_late(self, a: Attempt, day: date, counts: tuple[int, ...], restart_after_days: int | None) -> History:
         """`a` placed among the recent attempts before newer ones: what follows it is folded again."""

@@ -36,9 +36,10 @@ def highest(severities: Sequence[Severity]) -> Severity:
     return max(severities, key=SEVERITY_RANK.__getitem__)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class RuleHit:
-    """One rule that holds: what was observed, the threshold it met, and the attempts behind it."""
+    """One rule that holds: what was observed, the threshold it met, and the attempts behind it.
+    A value, never changed once built (`stepout_domain.values`: why it is not frozen)."""
 
     rule: str
     observed: int | float

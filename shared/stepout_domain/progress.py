@@ -70,7 +70,7 @@ def _on_wire(moment: datetime) -> str:
     """`rfc3339(moment)`, straight from `isoformat` when `moment` is in UTC already (most are)."""
     if moment.tzinfo is not UTC:
         return rfc3339(moment)
-    return moment.isoformat(timespec="microseconds" if moment.microsecond else "seconds")[:-6] + "Z"
+    return moment.isoformat()[:-6] + "Z"  # microseconds only when not zero, as `rfc3339` writes them
 
 
 @lru_cache(maxsize=4_096)
