@@ -25,8 +25,9 @@ import nats
 from stepout_contract.subjects import Subjects
 from stepout_domain.attempts import Attempt, Outcome
 from stepout_domain.ruleset import load_ruleset
-from stepout_domain.tracker_commands import Enrol, RecordAttempt
-from stepout_domain.tracking import TrackerState, decide, initial_state, replay
+from stepout_domain.tracker_commands import Enrol, RecordAttempt, TrackerCommand
+from stepout_domain.tracker_events import TrackerEvent
+from stepout_domain.tracking import Refusal, TrackerState, decide, initial_state, replay
 from stepout_runtime.topology import apply_topology
 
 from .common import NatsServer, Service, cloud_event, next_attempt, service_env
@@ -60,32 +61,42 @@ def _attempt(n: int, start: datetime) -> Attempt:
 
 def _folded(count: int, start: datetime) -> TrackerState:
     state = initial_state("bench-user")
-    state = replay(state, decide(state, Enrol("Europe/Berlin", start - timedelta(days=1)), RULES))
+    state = replay(state, _decided(state, Enrol("Europe/Berlin", start - timedelta(days=1))))
     for n in range(count):
         attempt = _attempt(n, start)
-        state = replay(state, decide(state, RecordAttempt(attempt, attempt.occurred_at), RULES))
+        state = replay(state, _decided(state, RecordAttempt(attempt, attempt.occurred_at)))
     return state
 
 
-def run_decision_cost(repeats: int = 400) -> dict[str, Any]:
-    """Microseconds to decide and fold one more attempt, at each history length: the median of
-    `repeats` different next attempts, each decided on the same state (the history does not grow)."""
+def run_decision_cost(repeats: int = 400, rounds: int = 5) -> dict[str, Any]:
+    """Microseconds to decide and fold one more attempt, at each history length: the median over
+    `repeats` different next attempts, each decided on the same state (the history does not grow),
+    of each attempt's fastest of `rounds` rounds. The rounds go through all the attempts in turn, so
+    no decision follows one of the same attempt; the fastest of them is the decision's own cost,
+    without the time other processes on the machine took the core from it."""
     start = datetime(2025, 1, 1, 8, 0, tzinfo=UTC)
     per_attempt: dict[str, float] = {}
     for size in HISTORIES:
         state = _folded(size, start)
         nexts = [_attempt(size + k, start) for k in range(repeats)]
-        timings = []
-        for attempt in nexts:
-            began = time.perf_counter()
-            replay(state, decide(state, RecordAttempt(attempt, attempt.occurred_at), RULES))
-            timings.append(time.perf_counter() - began)
-        per_attempt[str(size)] = statistics.median(timings) * 1e6
+        fastest = [float("inf")] * repeats
+        for _ in range(rounds):
+            for k, attempt in enumerate(nexts):
+                began = time.perf_counter()
+                replay(state, _decided(state, RecordAttempt(attempt, attempt.occurred_at)))
+                fastest[k] = min(fastest[k], time.perf_counter() - began)
+        per_attempt[str(size)] = statistics.median(fastest) * 1e6
     return {
         "ruleset_version": RULES.version,
         "us_per_attempt": per_attempt,
         "ratio_5000_to_10": per_attempt["5000"] / per_attempt["10"],
     }
+
+
+def _decided(state: TrackerState, command: TrackerCommand) -> list[TrackerEvent]:
+    events = decide(state, command, RULES)
+    assert not isinstance(events, Refusal), events
+    return events
 
 
 # Drain and cold restart, on the real service --------------------------------------------------------

@@ -4,6 +4,8 @@ A participant has at most one active warning. The functions here decide, from th
 rule hits of the latest history and the time of the triggering event, what happens
 to it; they never read a clock, and the ids they give are derived from the
 participant and the attempt, so a replay decides the same warnings with the same ids.
+`Warning` and `Clearing` are values, never changed once built; not frozen dataclasses for the cost
+of building one (`stepout_domain.values`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ def warning_id_for(user_id: str, attempt_id: str) -> str:
     return str(uuid.uuid5(WARNING_ID_NAMESPACE, f"{user_id}/warning/{attempt_id}"))
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Warning:
     """An overload warning: every rule that held when it was raised, and the attempts behind them."""
 
@@ -45,7 +47,7 @@ class Warning:
         return frozenset(hit.rule for hit in self.rules)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Clearing:
     """The end of a warning: by its rules lapsing, by a coach's review, or by a newer warning."""
 
