@@ -89,7 +89,8 @@ async def eventually(check: Any, what: str, timeout: float = 20.0) -> Any:
 
 @asynccontextmanager
 async def same_store_open(server: ProjectNats, directory: Path) -> AsyncIterator[nats.aio.client.Client]:
-    """A server on the stopped project server's store and key, without identities, to read every stream."""
+    """A server on the stopped project server's store and key, with one identity that may do anything in
+    stepout's account, to read every stream."""
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / "open.conf"
     config.write_text(
@@ -98,6 +99,8 @@ async def same_store_open(server: ProjectNats, directory: Path) -> AsyncIterator
         "  cipher: chachapoly\n"
         f"  key: {json.dumps(server.jetstream_key)}\n"
         "}\n"
+        # The streams are kept under the account they belong to in the deploy configuration.
+        "accounts { STEPOUT { jetstream: enabled, users: [{user: reader, password: reader}] } }\n"
     )
     port = free_port()
     reader = subprocess.Popen(
@@ -118,7 +121,9 @@ async def same_store_open(server: ProjectNats, directory: Path) -> AsyncIterator
 
 async def _connected(port: int) -> nats.aio.client.Client | None:
     try:
-        return await nats.connect(f"nats://127.0.0.1:{port}", allow_reconnect=False, connect_timeout=1)
+        return await nats.connect(
+            f"nats://127.0.0.1:{port}", user="reader", password="reader", allow_reconnect=False, connect_timeout=1
+        )
     except Exception:  # noqa: BLE001 - not up yet
         return None
 
