@@ -101,12 +101,12 @@ class PlanState:
 
     @property
     def crisis_reviewed(self) -> bool:
-        """Whether the participant's coach reviewed them (a review this planner accepted) since the crisis."""
-        return (
-            self.reviewed_at is not None
-            and self.crisis_raised_at is not None
-            and self.reviewed_at >= self.crisis_raised_at
-        )
+        """Whether the participant's coach reviewed them (a review this planner accepted, by the time the
+        review says it was made) since the crisis. A crisis pause loaded from a snapshot taken before the
+        planner kept the crisis's time takes any review accepted since."""
+        if self.reviewed_at is None:
+            return False
+        return self.crisis_raised_at is None or self.reviewed_at >= self.crisis_raised_at
 
     def assignments_on(self, day: date) -> int:
         """How many live assignments have their `not_before` on local `day`."""
@@ -183,7 +183,10 @@ def _apply(state: PlanState, event: PlanEvent) -> PlanState:
                 ease_off_until = (
                     event.ease_off_until if ease_off_until is None else max(ease_off_until, event.ease_off_until)
                 )
-            crisis_raised_at = event.raised_at if event.severity is Severity.CRISIS else state.crisis_raised_at
+            crisis = event.severity is Severity.CRISIS
+            crisis_raised_at = event.raised_at if crisis else state.crisis_raised_at
+            # A new crisis needs its own clearing: one of an earlier crisis does not lift it.
+            crisis_cleared = state.crisis_cleared and not crisis
             return changed(
                 state,
                 level=event.level,
@@ -192,6 +195,7 @@ def _apply(state: PlanState, event: PlanEvent) -> PlanState:
                 active_severity=event.severity,
                 ease_off_until=ease_off_until,
                 crisis_raised_at=crisis_raised_at,
+                crisis_cleared=crisis_cleared,
             )
         case ClearingObserved():
             if event.warning_id != state.active_warning_id:

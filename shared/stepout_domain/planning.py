@@ -345,7 +345,9 @@ def _resume(d: _Decision, command: Resume) -> None:
 
 
 def _review(d: _Decision, command: Review) -> None:
-    d.emit(Reviewed(command.coach_id, at=d.now))
+    # At the time the review says it was made, not when it arrived: a review made before a crisis does
+    # not cover it, however late it comes.
+    d.emit(Reviewed(command.coach_id, at=command.at))
     s = d.state
     if s.pause_reason == "crisis" and s.crisis_cleared and s.crisis_reviewed:
         # The tracker's clearing came first (its outputs and the platform's inputs arrive apart).

@@ -26,6 +26,7 @@ from stepout_domain.ruleset import DEFAULT_RULESET
 from stepout_domain.tracker_commands import Enrol, RecordAttempt, Review
 from stepout_domain.tracker_events import Enrolled, EnrolmentChanged, WarningCleared, WarningRaised
 from stepout_domain.tracker_state import TrackerState
+from stepout_runtime.transcodings import DataclassAsJSON
 from stepout_tracker.records import COMMANDS, EVENTS
 
 RULES = DEFAULT_RULESET
@@ -336,3 +337,37 @@ def test_a_review_from_before_the_crisis_does_not_lift_it_with_the_trackers_clea
     participant.crisis()
     participant._track(tracking.decide(participant.tracker, Review(participant.later(hours=1), COACH_B), RULES))
     assert participant.plan.status == "paused" and participant.plan.pause_reason == "crisis"
+
+
+def test_a_second_crisis_is_not_lifted_by_the_late_review_of_the_first() -> None:
+    participant = Participant.enrolled(COACH_A)
+    participant.crisis()
+    at = participant.later(hours=1)
+    participant._track(tracking.decide(participant.tracker, Review(at, COACH_A), RULES))  # the tracker first
+    assert participant.plan.crisis_cleared and participant.plan.pause_reason == "crisis"
+    participant.crisis()  # a second crisis before the planner sees the review of the first
+    participant._plan(planning.decide(participant.plan, planning.Review(COACH_A, at), RULES, CATALOG))
+    assert participant.plan.status == "paused"
+
+
+def test_a_review_made_before_the_crisis_and_delivered_after_it_does_not_cover_it() -> None:
+    participant = Participant.enrolled(COACH_A)
+    tracker_without_coach(participant)
+    before = participant.later(minutes=5)
+    participant.crisis()
+    participant._plan(planning.decide(participant.plan, planning.Review(COACH_A, before), RULES, CATALOG))
+    assert not participant.plan.crisis_reviewed
+    participant._track(tracking.decide(participant.tracker, Review(participant.later(hours=1), COACH_B), RULES))
+    assert participant.plan.status == "paused"
+
+
+def test_a_crisis_pause_from_a_snapshot_of_the_previous_release_ends_with_the_coachs_review() -> None:
+    participant = Participant.enrolled(COACH_A)
+    participant.crisis()
+    transcoding = DataclassAsJSON(PlanState)
+    stored = transcoding.encode(participant.plan)
+    for kept_since in ("crisis_raised_at", "crisis_cleared", "reviewed_at"):
+        stored.pop(kept_since)
+    participant.plan = transcoding.decode(stored)  # as a snapshot the previous release stored loads
+    assert participant.review(COACH_A) is None
+    assert participant.plan.status == "active"
