@@ -351,3 +351,17 @@ def test_no_log_line_carries_a_participants_user_id(store: SessionStore, caplog:
     assert any(message == "console review sent" and fields["id"] == str(review_id) for message, fields in said)
     for message, fields in said:
         assert USER_ID not in message and USER_ID not in str(fields), message
+
+
+def test_what_was_typed_as_a_name_is_logged_only_when_it_is_an_account(
+    store: SessionStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A password typed into the name field is free text a person wrote: never in a log line."""
+    client = browser(console_of(store))
+    with caplog.at_level(logging.DEBUG):
+        for _ in range(6):  # refused, then throttled
+            sign_in(client, "MySecretPassword1", "whatever")
+        sign_in(client, "coach-a", "not-the-password")
+    said = [str(r.__dict__) + r.getMessage() for r in caplog.records if r.name.startswith("stepout")]
+    assert said and not [line for line in said if "MySecretPassword1" in line]
+    assert any("coach-a" in line for line in said)

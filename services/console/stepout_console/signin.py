@@ -95,7 +95,7 @@ class SignIn:
         now = self.clock()
         wait_s = math.ceil(self.throttle.wait_s(name, address, now))
         if wait_s > 0:
-            log.warning("console sign-in throttled", extra={"account": name, "address": address})
+            log.warning("console sign-in throttled", extra={"account": self.logged_name(name), "address": address})
             error = f"Too many failed sign-ins from here: try again in {wait_s} seconds."
             answer = self.page(request, "signin.html", None, status=429, next=target, error=error)
             answer.headers["retry-after"] = str(wait_s)
@@ -107,7 +107,7 @@ class SignIn:
         async with self.checking:
             matches = await asyncio.to_thread(password_matches, password, stored)
         if account is None or not matches:
-            log.info("console sign-in refused", extra={"account": name, "address": address})
+            log.info("console sign-in refused", extra={"account": self.logged_name(name), "address": address})
             return self.page(request, "signin.html", None, status=401, next=target, error=NO_MATCH)
         self.throttle.succeeded(name, address, now)
         earlier = self.sessions.current(request.cookies.get(SESSION_COOKIE), used=False)
@@ -132,6 +132,11 @@ class SignIn:
         answer = RedirectResponse("/signin", status_code=303)
         answer.delete_cookie(SESSION_COOKIE, path="/", secure=self.secure, httponly=True, samesite="lax")
         return answer
+
+    def logged_name(self, name: str) -> str:
+        """The name a sign-in line may carry: an account's, or none. What was typed into the name field
+        may be anything a person wrote there (their password, typed in the wrong field)."""
+        return name if name in self.accounts else "(not an account)"
 
     def end(self, session: Session) -> None:
         """Ends the session everywhere: every copy of its cookie, and its live views."""
