@@ -20,7 +20,7 @@ from stepout_domain.plan_state import next_local_midnight
 from stepout_domain.ruleset import RuleSet
 from stepout_domain.warnings import Warning
 
-__all__ = ["as_of", "empty_view", "erased_view", "is_ready", "progress_view", "streak_until"]
+__all__ = ["as_of", "empty_view", "erased_view", "is_ready", "progress_view"]
 
 
 def is_ready(history: History, level: int, now: datetime, rules: RuleSet) -> bool:
@@ -78,15 +78,6 @@ def _streak_until(day: date, timezone: str) -> str:
     """The end of the local day after `day`, on the wire (`streak_until` of any moment of `day`)."""
     noon = datetime.combine(day, time(12), tzinfo=ZoneInfo(timezone))
     return rfc3339(next_local_midnight(next_local_midnight(noon, timezone), timezone))
-
-
-def streak_until(history: History, streak_days: int) -> datetime | None:
-    """Until when a streak of `streak_days` (`history.streak_days()`) stands without a new completed
-    attempt: the end of the local day after its last day (None when there is no streak)."""
-    newest = history.newest
-    if newest is None or streak_days == 0:
-        return None
-    return next_local_midnight(next_local_midnight(newest.occurred_at, history.timezone), history.timezone)
 
 
 def _last_attempt(attempt: Attempt, occurred_at: str, after_break: bool) -> dict[str, object]:
